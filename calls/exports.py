@@ -1,0 +1,142 @@
+"""A call's final transcript as JSON, plain text, WebVTT or SRT.
+
+Used by `manage.py export_transcript` and the dashboard's download links. Times are ACS's offsets
+converted from 100 ns ticks to milliseconds, not re-based to the start of the call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from calls.models import TICKS_PER_MILLISECOND, Call, TranscriptSegment
+
+FORMATS = ("json", "txt", "vtt", "srt")
+CONTENT_TYPES = {
+    "json": "application/json",
+    "txt": "text/plain; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+    "srt": "application/x-subrip; charset=utf-8",
+}
+
+
+def transcript_segments(call: Call) -> list[TranscriptSegment]:
+    """Final segments in call order: by stream (each transcription subscription restarts its offsets), then offset."""
+    return list(
+        call.segments.select_related("participant", "stream").order_by(
+            "stream__connected_at", "stream_id", "offset_ticks", "sequence"
+        )
+    )
+
+
+def ticks_to_ms(ticks: int) -> int | Decimal:
+    """Exact milliseconds: an integer when whole, else a decimal (ticks are 1/10,000 ms)."""
+    whole, remainder = divmod(ticks, TICKS_PER_MILLISECOND)
+    return whole if remainder == 0 else Decimal(ticks) / TICKS_PER_MILLISECOND
+
+
+def speaker(segment: TranscriptSegment) -> str:
+    if segment.participant is not None:
+        return segment.participant.label
+    return segment.participant_raw_id or "Unknown speaker"
+
+
+def transcript_json(call: Call) -> str:
+    document = {
+        "call": {
+            "id": str(call.id),
+            "call_connection_id": call.call_connection_id or "",
+            "server_call_id": call.server_call_id,
+            "correlation_id": call.correlation_id,
+            "state": call.state,
+            "direction": call.direction,
+            "caller": call.caller,
+            "callee": call.callee,
+            "locale": call.locale,
+            "created_at": call.created_at.isoformat(),
+            "connected_at": call.connected_at.isoformat() if call.connected_at else None,
+            "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        },
+        "segments": [_segment_json(segment) for segment in transcript_segments(call)],
+    }
+    return json.dumps(document, indent=2, default=_decimal, ensure_ascii=False) + "\n"
+
+
+def _segment_json(segment: TranscriptSegment) -> dict[str, Any]:
+    return {
+        "participant": segment.participant_raw_id,
+        "speaker": speaker(segment),
+        "text": segment.text,
+        "start_ms": ticks_to_ms(segment.offset_ticks),
+        "end_ms": ticks_to_ms(segment.end_ticks),
+        "confidence": segment.confidence,
+        "words": [
+            {
+                "text": word.get("text", ""),
+                "start_ms": ticks_to_ms(word.get("offset", 0)),
+                "end_ms": ticks_to_ms(word.get("offset", 0) + word.get("duration", 0)),
+            }
+            for word in segment.words
+        ],
+    }
+
+
+def _decimal(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def transcript_text(call: Call) -> str:
+    lines = [
+        f"[{_clock(segment.offset_ticks, '.')}] {speaker(segment)}: {segment.text}"
+        for segment in transcript_segments(call)
+    ]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def transcript_vtt(call: Call) -> str:
+    cues = [
+        f"{_timing(segment, '.')}\n<v {_cue_text(speaker(segment))}>{_cue_text(segment.text)}"
+        for segment in transcript_segments(call)
+    ]
+    return "WEBVTT\n\n" + "".join(f"{cue}\n\n" for cue in cues)
+
+
+def transcript_srt(call: Call) -> str:
+    cues = [
+        f"{number}\n{_timing(segment, ',')}\n{speaker(segment)}: {segment.text}"
+        for number, segment in enumerate(transcript_segments(call), start=1)
+    ]
+    return "".join(f"{cue}\n\n" for cue in cues)
+
+
+def _timing(segment: TranscriptSegment, decimal_mark: str) -> str:
+    return f"{_clock(segment.offset_ticks, decimal_mark)} --> {_clock(segment.end_ticks, decimal_mark)}"
+
+
+def _clock(ticks: int, decimal_mark: str) -> str:
+    total_ms = ticks // TICKS_PER_MILLISECOND
+    hours, rest = divmod(total_ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, milliseconds = divmod(rest, 1000)
+    return f"{hours:02}:{minutes:02}:{seconds:02}{decimal_mark}{milliseconds:03}"
+
+
+def _cue_text(text: str) -> str:
+    """WebVTT cue text must not carry raw markup characters or a blank line."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+RENDERERS: dict[str, Callable[[Call], str]] = {
+    "json": transcript_json,
+    "txt": transcript_text,
+    "vtt": transcript_vtt,
+    "srt": transcript_srt,
+}
+
+
+def export_transcript(call: Call, export_format: str) -> str:
+    return RENDERERS[export_format](call)

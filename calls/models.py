@@ -1,0 +1,330 @@
+"""The call domain: calls, their participants, media streams, final transcript segments and history."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.urls import reverse
+
+TICKS_PER_MILLISECOND = 10_000  # ACS transcription offsets and durations are 100 ns ticks.
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+class CallQuerySet(models.QuerySet["Call"]):
+    def live(self) -> CallQuerySet:
+        return self.exclude(state__in=ENDED_STATES)
+
+    def ended(self) -> CallQuerySet:
+        return self.filter(state__in=ENDED_STATES)
+
+
+class Call(models.Model):
+    class State(models.TextChoices):
+        # Named as ACS's CallConnectionState names them, plus `failed` for a call that never connected.
+        UNKNOWN = "unknown"
+        CONNECTING = "connecting"
+        CONNECTED = "connected"
+        TRANSFERRING = "transferring"
+        TRANSFER_ACCEPTED = "transferAccepted"
+        DISCONNECTING = "disconnecting"
+        DISCONNECTED = "disconnected"
+        FAILED = "failed"
+
+    class Direction(models.TextChoices):
+        INBOUND = "inbound"
+        OUTBOUND = "outbound"
+        UNKNOWN = "unknown"
+
+    class StreamStatus(models.TextChoices):
+        INACTIVE = "inactive"
+        STARTING = "starting"
+        ACTIVE = "active"
+        STOPPING = "stopping"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    call_connection_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    server_call_id = models.TextField(blank=True)
+    correlation_id = models.CharField(max_length=200, blank=True)
+    direction = models.CharField(max_length=10, choices=Direction.choices, default=Direction.UNKNOWN)
+    caller = models.CharField(max_length=300, blank=True, help_text="Raw ACS identifier of the caller.")
+    callee = models.CharField(max_length=300, blank=True, help_text="Raw ACS identifier of the callee.")
+    caller_display_name = models.CharField(max_length=300, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.CONNECTING)
+    locale = models.CharField(max_length=20, blank=True)
+    media_streaming_status = models.CharField(
+        max_length=10, choices=StreamStatus.choices, default=StreamStatus.INACTIVE
+    )
+    transcription_status = models.CharField(max_length=10, choices=StreamStatus.choices, default=StreamStatus.INACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.TextField(blank=True)
+    # What staff last asked for. A stream that stops while wanted is recovered (see calls/recovery.py).
+    media_streaming_wanted = models.BooleanField(default=True)
+    transcription_wanted = models.BooleanField(default=True)
+    last_event_at = models.DateTimeField(null=True, blank=True, help_text="When ACS last told us anything.")
+    # ParticipantsUpdated carries a sequence number; an older update never overwrites a newer one.
+    participants_sequence = models.BigIntegerField(null=True, blank=True)
+    # Every live-feed delta for this call takes the next number, so a viewer can resume after the last it saw.
+    last_sequence = models.BigIntegerField(default=0)
+
+    objects = CallQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("watch_call", "Can watch live and past calls and their transcripts"),
+            ("control_call", "Can start and stop streaming and transcription, and hang up"),
+        ]
+        indexes = [
+            # The call list: newest first, live calls split out by state.
+            models.Index(fields=["state", "-created_at"], name="call_state_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.call_connection_id or f"call {self.id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("calls-detail", args=[self.id])
+
+    @property
+    def is_live(self) -> bool:
+        return self.state not in ENDED_STATES
+
+
+ENDED_STATES = (Call.State.DISCONNECTED, Call.State.FAILED)
+
+
+class Participant(models.Model):
+    class Kind(models.TextChoices):
+        PHONE = "phone"
+        ACS_USER = "acs_user"
+        TEAMS_USER = "teams_user"
+        TEAMS_APP = "teams_app"
+        TEAMS_VISITOR = "teams_visitor"
+        UNKNOWN = "unknown"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="participants")
+    raw_id = models.CharField(max_length=300, help_text="ACS participantRawID; empty for mixed audio.")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.UNKNOWN)
+    display_name = models.CharField(max_length=300, blank=True)
+    is_muted = models.BooleanField(default=False)
+    is_on_hold = models.BooleanField(default=False)
+    in_call = models.BooleanField(default=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["first_seen_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["call", "raw_id"], name="unique_participant_per_call")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        if self.display_name:
+            return self.display_name
+        if self.kind == Participant.Kind.PHONE:
+            return self.raw_id.removeprefix("4:")
+        return self.raw_id or "Mixed audio"
+
+
+class MediaStream(models.Model):
+    """One ACS media-streaming or transcription subscription of a call, across socket reconnects."""
+
+    class Kind(models.TextChoices):
+        AUDIO = "audio"
+        TRANSCRIPTION = "transcription"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="streams")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    subscription_id = models.CharField(max_length=200, blank=True)
+    encoding = models.CharField(max_length=20, blank=True)
+    sample_rate = models.PositiveIntegerField(null=True, blank=True)
+    channels = models.PositiveSmallIntegerField(null=True, blank=True)
+    frame_length = models.PositiveIntegerField(null=True, blank=True, help_text="Bytes per audio frame.")
+    locale = models.CharField(max_length=20, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    connection_count = models.PositiveIntegerField(default=0)
+    packet_count = models.BigIntegerField(default=0)
+    audio_frame_count = models.BigIntegerField(default=0)
+    silent_frame_count = models.BigIntegerField(default=0)
+    gap_count = models.BigIntegerField(default=0)
+    missing_audio_ms = models.BigIntegerField(default=0)
+    dtmf_count = models.BigIntegerField(default=0)
+    intermediate_count = models.BigIntegerField(default=0)
+    final_count = models.BigIntegerField(default=0)
+    malformed_packet_count = models.BigIntegerField(default=0)
+    unknown_packet_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["connected_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["call", "kind", "subscription_id"], name="unique_stream_subscription")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subscription_id or '(no subscription id)'}"
+
+
+class Gap(models.Model):
+    """A stretch of a call that was not streamed or transcribed, and why: the transcript never silently has holes."""
+
+    class Reason(models.TextChoices):
+        SOCKET_DROP = "socket_drop"
+        AUDIO_GAP = "audio_gap"
+        STOPPED_BY_STAFF = "stopped_by_staff"
+        ACS_FAILURE = "acs_failure"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="gaps")
+    stream = models.ForeignKey(MediaStream, on_delete=models.SET_NULL, null=True, blank=True, related_name="gaps")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} at {self.started_at:%H:%M:%S}"
+
+
+class TranscriptSegment(models.Model):
+    """One final transcription result. Intermediate results are only ever published live."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="segments")
+    stream = models.ForeignKey(MediaStream, on_delete=models.SET_NULL, null=True, blank=True, related_name="segments")
+    subscription_id = models.CharField(max_length=200, blank=True)
+    participant = models.ForeignKey(
+        Participant, on_delete=models.SET_NULL, null=True, blank=True, related_name="segments"
+    )
+    participant_raw_id = models.CharField(max_length=300, blank=True)
+    text = models.TextField()
+    confidence = models.FloatField(null=True, blank=True)
+    offset_ticks = models.BigIntegerField()
+    duration_ticks = models.BigIntegerField()
+    offset_ms = models.GeneratedField(
+        expression=models.F("offset_ticks") / TICKS_PER_MILLISECOND,
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+    )
+    duration_ms = models.GeneratedField(
+        expression=models.F("duration_ticks") / TICKS_PER_MILLISECOND,
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+    )
+    words = models.JSONField(default=list, blank=True, help_text="[{text, offset, duration}] in ticks.")
+    result_status = models.CharField(max_length=20, default="final")
+    received_at = models.DateTimeField()
+    sequence = models.BigIntegerField(help_text="Position in the call's live feed.")
+    search_vector = models.GeneratedField(
+        expression=SearchVector("text", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        ordering = ["call", "sequence"]
+        constraints = [
+            # ACS redelivers a final after a reconnect: the same result is stored once. Offsets restart
+            # with a new transcription subscription, so the subscription is part of the key.
+            models.UniqueConstraint(
+                fields=["call", "subscription_id", "participant_raw_id", "offset_ticks"],
+                name="unique_final_segment",
+            ),
+            models.UniqueConstraint(fields=["call", "sequence"], name="unique_segment_sequence"),
+        ]
+        indexes = [
+            # Full-text search over every transcript.
+            GinIndex(fields=["search_vector"], name="segment_search_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+    @property
+    def end_ticks(self) -> int:
+        return self.offset_ticks + self.duration_ticks
+
+
+class CallEvent(models.Model):
+    """The call's history: every ACS callback, and Callscribe's own actions and errors."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, null=True, blank=True, related_name="events")
+    event_id = models.CharField(max_length=200, unique=True, null=True, blank=True, help_text="CloudEvent id.")
+    type = models.CharField(max_length=200)
+    time = models.DateTimeField()
+    result_code = models.IntegerField(null=True, blank=True)
+    result_subcode = models.IntegerField(null=True, blank=True)
+    result_message = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["time", "id"]
+        indexes = [models.Index(fields=["call", "time"], name="event_call_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} at {self.time:%Y-%m-%d %H:%M:%S}"
+
+
+class RecoveryJob(models.Model):
+    """A restart of media streaming or transcription that staff did not ask to stop.
+
+    Any server process may run it: workers claim due jobs with SELECT ... FOR UPDATE SKIP LOCKED, so
+    exactly one process owns a call's recovery at a time.
+    """
+
+    class Kind(models.TextChoices):
+        MEDIA_STREAMING = "media_streaming"
+        TRANSCRIPTION = "transcription"
+        CALL_CHECK = "call_check"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="recovery_jobs")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    reason = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    due_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [
+            # Workers poll for unfinished jobs that are due.
+            models.Index(fields=["due_at"], condition=models.Q(finished_at__isnull=True), name="recovery_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.call}"
+
+
+class AccessLog(models.Model):
+    """Who viewed, exported or controlled which call, and when."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    call = models.ForeignKey(Call, on_delete=models.SET_NULL, null=True, blank=True, related_name="access_logs")
+    action = models.CharField(max_length=50)
+    detail = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["call", "-at"], name="access_call_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.action} {self.call_id} at {self.at:%Y-%m-%d %H:%M:%S}"

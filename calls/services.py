@@ -1,0 +1,258 @@
+"""Domain actions shared by the media consumer, the webhooks, the views and the admin.
+
+Plain synchronous ORM code with keyword-only arguments. Each action that changes what a live viewer
+shows takes the call's next sequence number in its transaction and publishes after commit, so a
+viewer never sees a change that was rolled back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from calls.models import Call, Gap, MediaStream, Participant, TranscriptSegment
+from streaming import events
+
+STREAM_COUNTER_FIELDS = (
+    "packet_count",
+    "audio_frame_count",
+    "silent_frame_count",
+    "gap_count",
+    "missing_audio_ms",
+    "dtmf_count",
+    "intermediate_count",
+    "final_count",
+    "malformed_packet_count",
+    "unknown_packet_count",
+)
+
+
+def next_sequence(call_id: uuid.UUID) -> int:
+    """Take the call's next live-feed number. The row stays locked until commit, which orders the
+    changes of one call across every server process."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Call._meta.db_table} SET last_sequence = last_sequence + 1 "  # noqa: S608 - table name only
+            "WHERE id = %s RETURNING last_sequence",
+            [call_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Call.DoesNotExist(f"no call {call_id}")
+    return row[0]
+
+
+def _publish_on_commit(event: events.LiveEvent) -> None:
+    transaction.on_commit(lambda: events.publish(event))
+
+
+@transaction.atomic
+def create_call(
+    *,
+    direction: str = Call.Direction.UNKNOWN,
+    caller: str = "",
+    callee: str = "",
+    caller_display_name: str = "",
+    locale: str = "",
+) -> Call:
+    call = Call.objects.create(
+        direction=direction,
+        caller=caller,
+        callee=callee,
+        caller_display_name=caller_display_name,
+        locale=locale,
+    )
+    call.last_sequence = next_sequence(call.id)
+    _publish_on_commit(events.call_event(call, "created"))
+    return call
+
+
+def participant_kind(raw_id: str) -> str:
+    """The kind of an ACS raw identifier, from its prefix (reference 1.4)."""
+    kind = Participant.Kind
+    prefixes = (
+        ("4:", kind.PHONE),
+        ("8:acs:", kind.ACS_USER),
+        ("8:gcch-acs:", kind.ACS_USER),
+        ("8:dod-acs:", kind.ACS_USER),
+        ("8:teamsvisitor:", kind.TEAMS_VISITOR),
+        ("8:orgid:", kind.TEAMS_USER),
+        ("8:gcch:", kind.TEAMS_USER),
+        ("8:dod:", kind.TEAMS_USER),
+        ("28:", kind.TEAMS_APP),
+    )
+    return next((value for prefix, value in prefixes if raw_id.startswith(prefix)), kind.UNKNOWN)
+
+
+def ensure_participant(*, call_id: uuid.UUID, raw_id: str, display_name: str = "") -> Participant:
+    participant, created = Participant.objects.get_or_create(
+        call_id=call_id,
+        raw_id=raw_id,
+        defaults={"kind": participant_kind(raw_id), "display_name": display_name},
+    )
+    if not created and display_name and not participant.display_name:
+        participant.display_name = display_name
+        participant.save(update_fields=["display_name"])
+    return participant
+
+
+@dataclass(frozen=True)
+class StreamMetadata:
+    encoding: str = ""
+    sample_rate: int | None = None
+    channels: int | None = None
+    frame_length: int | None = None
+    locale: str = ""
+
+
+@transaction.atomic
+def open_stream(
+    *,
+    call_id: uuid.UUID,
+    kind: str,
+    subscription_id: str | None,
+    metadata: StreamMetadata | None = None,
+    call_connection_id: str = "",
+    correlation_id: str = "",
+) -> MediaStream:
+    """Record that a media or transcription socket is streaming for a call.
+
+    A reconnect with the same subscription continues the same stream record and closes the gap the
+    drop left. Without a subscription id (a reconnect that did not resend metadata) the call's latest
+    stream of that kind is continued.
+    """
+    now = timezone.now()
+    call = Call.objects.select_for_update().get(pk=call_id)
+    _learn_acs_ids(call, call_connection_id, correlation_id)
+    stream = _find_or_create_stream(call, kind, subscription_id)
+    if metadata is not None:
+        for field, value in vars(metadata).items():
+            if value not in ("", None):
+                setattr(stream, field, value)
+    stream.connected_at = stream.connected_at or now
+    stream.disconnected_at = None
+    stream.connection_count = F("connection_count") + 1
+    stream.save()
+    stream.refresh_from_db()
+    Gap.objects.filter(stream=stream, ended_at__isnull=True).update(ended_at=now)
+    _set_stream_status(call, kind, Call.StreamStatus.ACTIVE)
+    _publish_on_commit(events.stream_event(stream, next_sequence(call_id)))
+    return stream
+
+
+def _learn_acs_ids(call: Call, call_connection_id: str, correlation_id: str) -> None:
+    """Fill in ACS's ids from the socket's headers when answer/create has not returned them yet."""
+    changed = []
+    if (
+        call_connection_id
+        and not call.call_connection_id
+        and not Call.objects.filter(call_connection_id=call_connection_id).exists()
+    ):
+        call.call_connection_id = call_connection_id
+        changed.append("call_connection_id")
+    if correlation_id and not call.correlation_id:
+        call.correlation_id = correlation_id
+        changed.append("correlation_id")
+    if changed:
+        call.save(update_fields=changed)
+
+
+def _find_or_create_stream(call: Call, kind: str, subscription_id: str | None) -> MediaStream:
+    if subscription_id is None:
+        latest = call.streams.filter(kind=kind).order_by("-connected_at", "-id").first()
+        if latest is not None:
+            return latest
+        subscription_id = ""
+    stream, _ = MediaStream.objects.get_or_create(call=call, kind=kind, subscription_id=subscription_id)
+    return stream
+
+
+def _set_stream_status(call: Call, kind: str, status: str) -> None:
+    field = "media_streaming_status" if kind == MediaStream.Kind.AUDIO else "transcription_status"
+    if getattr(call, field) != status:
+        setattr(call, field, status)
+        call.save(update_fields=[field])
+
+
+def add_stream_counters(*, stream_id: int, counters: dict[str, int]) -> None:
+    """Add a socket's counters since its last flush to the stream record, without a read."""
+    changes = {field: F(field) + value for field, value in counters.items() if value}
+    if changes:
+        MediaStream.objects.filter(pk=stream_id).update(**changes)
+
+
+@transaction.atomic
+def close_stream(*, stream_id: int, counters: dict[str, int]) -> None:
+    """Record that a stream's socket closed. While the call is live and nobody asked streaming to
+    stop, that is a drop: a gap is opened, and closed when ACS reconnects."""
+    now = timezone.now()
+    add_stream_counters(stream_id=stream_id, counters=counters)
+    stream = MediaStream.objects.select_related("call").get(pk=stream_id)
+    stream.disconnected_at = now
+    stream.save(update_fields=["disconnected_at"])
+    call = stream.call
+    status = call.media_streaming_status if stream.kind == MediaStream.Kind.AUDIO else call.transcription_status
+    if call.is_live and status == Call.StreamStatus.ACTIVE:
+        Gap.objects.create(call=call, stream=stream, reason=Gap.Reason.SOCKET_DROP, started_at=now)
+    _publish_on_commit(events.stream_event(stream, next_sequence(call.id)))
+
+
+def record_audio_gap(
+    *, call_id: uuid.UUID, stream_id: int, started_at: datetime, missing_ms: int, participant: str
+) -> Gap:
+    """A stretch of audio that never arrived, found from the frames' timestamps."""
+    return Gap.objects.create(
+        call_id=call_id,
+        stream_id=stream_id,
+        reason=Gap.Reason.AUDIO_GAP,
+        started_at=started_at,
+        ended_at=started_at + timedelta(milliseconds=missing_ms),
+        detail=f"{missing_ms} ms of audio missing from {participant or 'mixed audio'}",
+    )
+
+
+def store_final_segment(
+    *,
+    call_id: uuid.UUID,
+    stream_id: int | None,
+    subscription_id: str,
+    participant_raw_id: str,
+    text: str,
+    confidence: float | None,
+    offset_ticks: int,
+    duration_ticks: int,
+    words: list[dict[str, Any]],
+    received_at: datetime,
+) -> TranscriptSegment | None:
+    """Store a final transcription result and publish it after commit.
+
+    Returns None when the same result was stored before: ACS redelivers after a reconnect, and the
+    unique constraint (not a read-then-write) makes the second delivery a no-op.
+    """
+    participant = ensure_participant(call_id=call_id, raw_id=participant_raw_id) if participant_raw_id else None
+    try:
+        with transaction.atomic():
+            segment = TranscriptSegment.objects.create(
+                call_id=call_id,
+                stream_id=stream_id,
+                subscription_id=subscription_id,
+                participant=participant,
+                participant_raw_id=participant_raw_id,
+                text=text,
+                confidence=confidence,
+                offset_ticks=offset_ticks,
+                duration_ticks=duration_ticks,
+                words=words,
+                received_at=received_at,
+                sequence=next_sequence(call_id),
+            )
+            _publish_on_commit(events.segment_event(segment))
+    except IntegrityError:
+        return None
+    return segment

@@ -1,0 +1,160 @@
+"""Callscribe settings: every value comes from the environment, with development defaults.
+
+Each variable is documented in README.md and .env.example.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=True)
+
+_DEVELOPMENT_SECRET_KEY = "django-insecure-callscribe-development-only"  # noqa: S105 - DEBUG only
+SECRET_KEY = env.str("SECRET_KEY", default=_DEVELOPMENT_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+# Old keys stay valid for unsigning, so media-socket URLs handed to ACS survive a key rotation.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# The address ACS and browsers use to reach this server; media-socket and callback URLs are built on it.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "channels",
+    "calls",
+    "streaming",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Without DATABASE_URL, an embedded PostgreSQL under data/postgres is started (see config/embedded_postgres.py).
+if "DATABASE_URL" in env:
+    DATABASES = {"default": env.db("DATABASE_URL")}
+else:
+    from config.embedded_postgres import embedded_database_url
+
+    DATABASES = {"default": env.db_url_config(embedded_database_url(BASE_DIR / "data" / "postgres"))}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_callscribe")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="callscribe"),
+                "capacity": 1000,
+                "expiry": 30,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "calls-list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Azure Communication Services -------------------------------------------------------------
+ACS_CONNECTION_STRING = env.str("ACS_CONNECTION_STRING", default="")
+ACS_RESOURCE_ID = env.str("ACS_RESOURCE_ID", default="")
+ACS_JWT_ISSUER = env.str("ACS_JWT_ISSUER", default="https://acscallautomation.communication.azure.com")
+ACS_JWKS_URL = env.str("ACS_JWKS_URL", default="https://acscallautomation.communication.azure.com/calling/keys")
+# JWT checks on the media socket and webhooks run whenever ACS_RESOURCE_ID is set. Switching them
+# off is an explicit development choice; with DEBUG off the app refuses to start without either.
+ACS_VERIFY_JWT = env.bool("ACS_VERIFY_JWT", default=True)
+if not DEBUG and ACS_VERIFY_JWT and not ACS_RESOURCE_ID:
+    raise ImproperlyConfigured("Set ACS_RESOURCE_ID (or ACS_VERIFY_JWT=False explicitly) when DEBUG is off.")
+COGNITIVE_SERVICES_ENDPOINT = env.str("COGNITIVE_SERVICES_ENDPOINT", default="")
+TRANSCRIPTION_LOCALE = env.str("TRANSCRIPTION_LOCALE", default="en-US")
+START_MEDIA_STREAMING_ON_ANSWER = env.bool("START_MEDIA_STREAMING_ON_ANSWER", default=True)
+START_TRANSCRIPTION_ON_ANSWER = env.bool("START_TRANSCRIPTION_ON_ANSWER", default=True)
+INCOMING_CALL_SECRET = env.str("INCOMING_CALL_SECRET", default="")
+
+# --- Media sockets -----------------------------------------------------------------------------
+# A signed media-socket URL must outlive the longest call, since ACS reconnects to the same URL.
+MEDIA_TOKEN_MAX_AGE = env.int("MEDIA_TOKEN_MAX_AGE", default=7 * 24 * 3600)
+MAX_MEDIA_MESSAGE_BYTES = env.int("MAX_MEDIA_MESSAGE_BYTES", default=64 * 1024)
+AUDIO_CAPTURE = env.bool("AUDIO_CAPTURE", default=False)
+AUDIO_CAPTURE_DIR = Path(env.str("AUDIO_CAPTURE_DIR", default=str(BASE_DIR / "data" / "audio")))
+# How often a media socket writes its packet counters to the database.
+STREAM_STATS_INTERVAL = env.float("STREAM_STATS_INTERVAL", default=5.0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}

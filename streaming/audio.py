@@ -1,0 +1,98 @@
+"""Capture each participant's audio to a WAV file, written off the event loop in batches.
+
+Frames are appended to an in-memory buffer on the hot path; `AudioRecorder.flush` writes every
+buffered participant in one executor job. The WAV header's sizes are rewritten after each write, so
+a file can be played while the call is still going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+
+BYTES_PER_SAMPLE = 2  # ACS audio is PCM signed 16-bit little-endian, mono
+MAX_SILENCE_PADDING_MS = 60_000
+
+
+def audio_directory(call_id: uuid.UUID) -> Path:
+    return Path(settings.AUDIO_CAPTURE_DIR) / str(call_id)
+
+
+def audio_file_name(participant_raw_id: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", participant_raw_id or "mixed")
+    return f"{safe[:120]}.wav"
+
+
+def wav_header(sample_rate: int, data_bytes: int) -> bytes:
+    byte_rate = sample_rate * BYTES_PER_SAMPLE
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + data_bytes,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,  # PCM
+        1,  # mono
+        sample_rate,
+        byte_rate,
+        BYTES_PER_SAMPLE,
+        BYTES_PER_SAMPLE * 8,
+        b"data",
+        data_bytes,
+    )
+
+
+def append_pcm(path: Path, sample_rate: int, pcm: bytes) -> None:
+    """Append PCM to a WAV file (creating it), then fix the header's sizes. Blocking: run in a thread."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "r+b" if path.exists() else "w+b") as wav:
+        wav.seek(0, 2)
+        size = wav.tell()
+        if size < 44:
+            wav.seek(0)
+            wav.write(wav_header(sample_rate, 0))
+            size = 44
+        wav.write(pcm)
+        wav.seek(0)
+        wav.write(wav_header(sample_rate, size - 44 + len(pcm)))
+
+
+class AudioRecorder:
+    """Buffers one socket's audio per participant; `flush` writes it out in a worker thread."""
+
+    def __init__(self, call_id: uuid.UUID, sample_rate: int) -> None:
+        self.directory = audio_directory(call_id)
+        self.sample_rate = sample_rate
+        self._buffers: dict[str, bytearray] = {}
+
+    def add(self, participant_raw_id: str, pcm: bytes) -> None:
+        buffer = self._buffers.get(participant_raw_id)
+        if buffer is None:
+            buffer = self._buffers[participant_raw_id] = bytearray()
+        buffer += pcm
+
+    def add_silence(self, participant_raw_id: str, milliseconds: int) -> None:
+        """Keep a participant's file in step with the call when frames went missing."""
+        milliseconds = min(milliseconds, MAX_SILENCE_PADDING_MS)
+        self.add(participant_raw_id, bytes(self.sample_rate * BYTES_PER_SAMPLE * milliseconds // 1000))
+
+    @property
+    def buffered_bytes(self) -> int:
+        return sum(len(buffer) for buffer in self._buffers.values())
+
+    async def flush(self) -> None:
+        if not self.buffered_bytes:
+            return
+        batches, self._buffers = self._buffers, {}
+        await asyncio.get_running_loop().run_in_executor(None, self._write, batches)
+
+    def _write(self, batches: dict[str, bytearray]) -> None:
+        for participant, pcm in batches.items():
+            if pcm:
+                append_pcm(self.directory / audio_file_name(participant), self.sample_rate, bytes(pcm))

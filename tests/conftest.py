@@ -1,0 +1,78 @@
+"""Shared fixtures: personas, calls, signed media-socket paths and real server processes.
+
+Tests run against the real PostgreSQL (DATABASE_URL) and, where marked, the real Redis (REDIS_URL).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+from calls import services
+from calls.models import Call
+from calls.tokens import media_socket_url
+from tests.servers import AppServer, run_app_server
+
+
+def _user(username: str, *, staff: bool, permissions: tuple[str, ...]) -> User:
+    user = User.objects.create_user(username, password="correct horse battery staple", is_staff=staff)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="calls", codename__in=permissions))
+    return user
+
+
+@pytest.fixture
+def staff_user(db: None) -> User:
+    """Alice works the support floor: she watches calls and controls them."""
+    return _user("alice", staff=True, permissions=("watch_call", "control_call"))
+
+
+@pytest.fixture
+def supervisor(db: None) -> User:
+    """Bob may watch calls but not start, stop or hang them up."""
+    return _user("bob", staff=True, permissions=("watch_call",))
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    """Charlie has an account but is not staff: he sees nothing."""
+    return _user("charlie", staff=False, permissions=("watch_call",))
+
+
+def session_cookie(user: User) -> str:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+def browser_headers(user: User | None) -> list[tuple[bytes, bytes]]:
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
+    if user is not None:
+        headers.append((b"cookie", session_cookie(user).encode()))
+    return headers
+
+
+async def abrowser_headers(user: User | None) -> list[tuple[bytes, bytes]]:
+    return await database_sync_to_async(browser_headers)(user)
+
+
+@pytest.fixture
+def call(db: None) -> Call:
+    return services.create_call(direction=Call.Direction.INBOUND, caller="4:+14255550100", callee="8:acs:agent")
+
+
+def media_path(call_id: uuid.UUID) -> str:
+    """The path part of a call's signed media-socket URL, for WebsocketCommunicator."""
+    return urlsplit(media_socket_url(call_id)).path
+
+
+@pytest.fixture(scope="session")
+def app_server(django_db_setup: None, django_db_blocker: object) -> Iterator[AppServer]:
+    """A real daphne process serving config.asgi:application on the test database."""
+    with run_app_server() as server:
+        yield server
