@@ -15,8 +15,10 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from calls import services
+from calls.authentication import jwks_cache
 from calls.models import Call
 from calls.tokens import media_socket_url
+from tests.acs_keys import ISSUER, RESOURCE_ID, AcsKeys, serve_acs_keys
 from tests.servers import AppServer, run_app_server
 
 
@@ -76,3 +78,16 @@ def app_server(django_db_setup: None, django_db_blocker: object) -> Iterator[App
     """A real daphne process serving config.asgi:application on the test database."""
     with run_app_server() as server:
         yield server
+
+
+@pytest.fixture
+def acs_keys(settings) -> Iterator[AcsKeys]:
+    """JWT verification switched on, against a real JWKS endpoint with a key playing ACS's."""
+    with serve_acs_keys() as keys:
+        settings.ACS_RESOURCE_ID = RESOURCE_ID
+        settings.ACS_JWT_ISSUER = ISSUER
+        settings.ACS_JWKS_URL = keys.jwks_url
+        settings.ACS_VERIFY_JWT = True
+        jwks_cache.clear()
+        yield keys
+        jwks_cache.clear()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
+import wave
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core import signing
-from django.test import override_settings
 
 from calls.models import Call, MediaStream, Participant, TranscriptSegment
 from calls.tokens import MEDIA_SALT
@@ -36,7 +37,9 @@ async def stream_frames(communicator: WebsocketCommunicator, frames: list[str | 
 
 def stored(call: Call) -> list[tuple[str, str, int]]:
     return list(
-        TranscriptSegment.objects.filter(call=call).order_by("sequence").values_list("participant_raw_id", "text", "offset_ticks")
+        TranscriptSegment.objects.filter(call=call)
+        .order_by("sequence")
+        .values_list("participant_raw_id", "text", "offset_ticks")
     )
 
 
@@ -202,44 +205,45 @@ async def test_a_reconnecting_socket_continues_the_same_call_and_records_the_dro
     await check()
 
 
-@override_settings(AUDIO_CAPTURE=True)
-async def test_it_captures_each_participants_audio_to_a_wav_file(call: Call, tmp_path) -> None:
-    with override_settings(AUDIO_CAPTURE_DIR=tmp_path):
-        media = await open_media_socket(call)
-        await stream_frames(
-            media,
-            [acs.audio_metadata()] + [acs.audio_data(participant, n) for n in range(25) for participant in (acs.CALLER, acs.AGENT)],
-        )
-        await media.disconnect()
-    files = sorted(path.name for path in (tmp_path / str(call.id)).iterdir())
-    assert files == ["4_+14255550100.wav", "8_acs_3d20e1de-0f28-41c5-9a00-000000000001.wav"]
-    import wave
+async def test_it_captures_each_participants_audio_to_a_wav_file(call: Call, settings, tmp_path) -> None:
+    settings.AUDIO_CAPTURE = True
+    settings.AUDIO_CAPTURE_DIR = tmp_path
+    media = await open_media_socket(call)
+    frames = [acs.audio_data(participant, n) for n in range(25) for participant in (acs.CALLER, acs.AGENT)]
+    await stream_frames(media, [acs.audio_metadata(), *frames])
+    await media.disconnect()
 
-    with wave.open(str(tmp_path / str(call.id) / files[0])) as wav:
+    files = sorted((tmp_path / str(call.id)).iterdir())
+    assert [path.name for path in files] == ["4_+14255550100.wav", "8_acs_3d20e1de-0f28-41c5-9a00-000000000001.wav"]
+    with wave.open(str(files[0])) as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth(), wav.getnframes()) == (16000, 1, 2, 25 * 320)
+        assert [wav.readframes(320) for _ in range(3)] == [bytes([n, 0]) * 320 for n in range(3)]  # in order
+
+
+def signed_token(call: Call) -> str:
+    return media_path(call.id).split("/")[3]
 
 
 @pytest.mark.parametrize(
-    "path",
+    "make_path",
     [
-        "/ws/media/not-a-token/",
-        "/ws/media/{token}x/",
-        "/ws/media/{forged}/",
-        "/ws/media/{expired}/",
+        lambda call: "/ws/media/not-a-token/",
+        lambda call: f"/ws/media/{signed_token(call)}x/",
+        lambda call: f"/ws/media/{signing.TimestampSigner(key='not-our-key', salt=MEDIA_SALT).sign(call.id.hex)}/",
+        lambda call: f"/ws/media/{signing.TimestampSigner(salt='another-purpose').sign(call.id.hex)}/",
     ],
+    ids=["unsigned", "tampered", "forged", "signed-for-another-purpose"],
 )
-async def test_it_refuses_sockets_without_a_valid_signed_url(call: Call, path: str) -> None:
-    token = media_path(call.id).split("/")[3]
-    forged = signing.TimestampSigner(key="not-our-secret", salt=MEDIA_SALT).sign(call.id.hex)
-    with override_settings(MEDIA_TOKEN_MAX_AGE=-1):
-        expired_path = path.format(token=token, forged=forged, expired=token)
-        communicator = WebsocketCommunicator(application, expired_path)
-        if "{expired}" not in path:
-            communicator = WebsocketCommunicator(application, path.format(token=token, forged=forged, expired=token))
-            with override_settings(MEDIA_TOKEN_MAX_AGE=3600):
-                connected, _ = await communicator.connect()
-        else:
-            connected, _ = await communicator.connect()
+async def test_it_refuses_sockets_without_a_valid_signed_url(call: Call, make_path) -> None:
+    communicator = WebsocketCommunicator(application, make_path(call))
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_it_refuses_an_expired_url(call: Call, settings) -> None:
+    path = media_path(call.id)
+    settings.MEDIA_TOKEN_MAX_AGE = -1
+    connected, _ = await WebsocketCommunicator(application, path).connect()
     assert not connected
 
 
@@ -254,8 +258,30 @@ async def test_a_url_signed_with_a_rotated_key_stays_valid(call: Call, settings)
 
 
 async def test_it_refuses_sockets_for_a_call_that_does_not_exist() -> None:
-    import uuid
-
     communicator = WebsocketCommunicator(application, media_path(uuid.uuid4()))
     connected, _ = await communicator.connect()
     assert not connected
+
+
+@pytest.mark.parametrize(
+    ("authorization", "accepted"),
+    [
+        (lambda keys: f"Bearer {keys.token()}", True),
+        (lambda keys: None, False),
+        (lambda keys: keys.token(), False),  # no "Bearer " prefix
+        (lambda keys: f"Bearer {keys.token(audience='another-resource')}", False),
+        (lambda keys: f"Bearer {keys.token(issuer='https://evil.example')}", False),
+        (lambda keys: f"Bearer {keys.token(expires_in=-3600)}", False),
+        (lambda keys: f"Bearer {keys.token(signed_by_stranger=True)}", False),
+        (lambda keys: f"Bearer {keys.token(kid='unknown-key')}", False),
+    ],
+    ids=["valid", "missing", "not-bearer", "wrong-audience", "wrong-issuer", "expired", "foreign-key", "unknown-kid"],
+)
+async def test_with_a_resource_id_set_it_requires_acs_jwt(call: Call, acs_keys, authorization, accepted) -> None:
+    header = authorization(acs_keys)
+    headers = [(b"authorization", header.encode())] if header else []
+    communicator = WebsocketCommunicator(application, media_path(call.id), headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected is accepted
+    if connected:
+        await communicator.disconnect()

@@ -1,0 +1,161 @@
+"""Staff live feeds: a snapshot on connect, then ordered deltas; resume after a sequence; staff only."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from calls import services
+from calls.models import Call
+from config.asgi import application
+from streaming import events
+from tests.conftest import abrowser_headers, media_path
+from tests.streaming import acs_packets as acs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def watch(path: str, user: User | None) -> WebsocketCommunicator:
+    viewer = WebsocketCommunicator(application, path, headers=await abrowser_headers(user))
+    connected, _ = await viewer.connect()
+    assert connected
+    return viewer
+
+
+async def stream_transcript(call: Call, frames: list[str]) -> None:
+    media = WebsocketCommunicator(application, media_path(call.id))
+    assert (await media.connect())[0]
+    for frame in frames:
+        await media.send_to(text_data=frame)
+    await media.disconnect()
+
+
+async def receive_until(viewer: WebsocketCommunicator, event_type: str) -> dict:
+    while True:
+        event = await viewer.receive_json_from(timeout=5)
+        if event["type"] == event_type:
+            return event
+
+
+async def test_a_viewer_gets_a_snapshot_then_intermediate_and_final_text(call: Call, staff_user: User) -> None:
+    viewer = await watch(f"/ws/calls/{call.id}/", staff_user)
+    snapshot = await viewer.receive_json_from()
+    assert (snapshot["type"], snapshot["segments"], snapshot["call"]["caller"]) == ("snapshot", [], "4:+14255550100")
+
+    await stream_transcript(
+        call,
+        [
+            acs.transcription_metadata(),
+            acs.transcription_data(acs.CALLER, "my bill", 1000, final=False),
+            acs.transcription_data(acs.CALLER, "My bill is wrong.", 1000),
+        ],
+    )
+    partial = await receive_until(viewer, "partial")
+    assert (partial["participant"], partial["text"]) == (acs.CALLER, "my bill")
+    final = await receive_until(viewer, "segment")
+    assert final["segment"]["text"] == "My bill is wrong."
+    assert final["segment"]["start_ms"] == 0.1 and final["segment"]["speaker"] == "+14255550100"
+    assert final["sequence"] > snapshot["sequence"]
+    await viewer.disconnect()
+
+
+async def test_a_late_joiner_sees_the_whole_call_so_far(call: Call, staff_user: User) -> None:
+    await stream_transcript(
+        call,
+        [acs.transcription_metadata()]
+        + [acs.transcription_data(acs.CALLER, f"Sentence {n}.", n * 10_000_000) for n in range(5)],
+    )
+    viewer = await watch(f"/ws/calls/{call.id}/", staff_user)
+    snapshot = await viewer.receive_json_from()
+    assert [segment["text"] for segment in snapshot["segments"]] == [f"Sentence {n}." for n in range(5)]
+    sequences = [segment["sequence"] for segment in snapshot["segments"]]
+    assert sequences == sorted(sequences) and snapshot["sequence"] >= sequences[-1]
+    await viewer.disconnect()
+
+
+async def test_a_page_that_reconnects_resumes_after_the_last_sequence_it_saw(call: Call, staff_user: User) -> None:
+    frames = [acs.transcription_metadata()] + [
+        acs.transcription_data(acs.CALLER, f"Line {n}.", n * 10_000_000) for n in range(4)
+    ]
+    await stream_transcript(call, frames)
+    first = await watch(f"/ws/calls/{call.id}/", staff_user)
+    seen = (await first.receive_json_from())["segments"]
+    await first.disconnect()
+    last_seen = seen[1]["sequence"]  # the page had only rendered the first two lines
+
+    viewer = await watch(f"/ws/calls/{call.id}/?after={last_seen}", staff_user)
+    resumed = await viewer.receive_json_from()
+    assert resumed["type"] == "resume"
+    assert [segment["text"] for segment in resumed["segments"]] == ["Line 2.", "Line 3."]
+    await viewer.send_json_to({"type": "resume", "after": seen[2]["sequence"]})
+    assert [segment["text"] for segment in (await viewer.receive_json_from())["segments"]] == ["Line 3."]
+    await viewer.disconnect()
+
+
+async def test_a_viewer_that_missed_a_delta_is_refilled_from_the_database(call: Call, staff_user: User) -> None:
+    viewer = await watch(f"/ws/calls/{call.id}/", staff_user)
+    await viewer.receive_json_from()
+    layer = get_channel_layer()
+    group = events.call_group(call.id)
+    (viewer_channel,) = layer.groups[group]
+
+    def store(text: str, offset: int) -> None:
+        services.store_final_segment(
+            call_id=call.id,
+            stream_id=None,
+            subscription_id="s",
+            participant_raw_id=acs.CALLER,
+            text=text,
+            confidence=0.9,
+            offset_ticks=offset,
+            duration_ticks=1,
+            words=[],
+            received_at=timezone.now(),
+        )
+
+    # A channel layer drops messages for a receiver that is full or briefly gone: this one misses "Lost.".
+    await layer.group_discard(group, viewer_channel)
+    await database_sync_to_async(store)("Lost.", 1)
+    await layer.group_add(group, viewer_channel)
+    await database_sync_to_async(store)("Kept.", 2)
+
+    refill = await viewer.receive_json_from()
+    assert refill["type"] == "resume"
+    assert [segment["text"] for segment in refill["segments"]] == ["Lost.", "Kept."]
+    assert await viewer.receive_nothing()  # the "Kept." delta itself is not sent twice
+    await viewer.disconnect()
+
+
+async def test_the_call_list_feed_streams_every_calls_changes(staff_user: User) -> None:
+    viewer = await watch("/ws/calls/", staff_user)
+    assert (await viewer.receive_json_from())["type"] == "calls"
+    new_call = await database_sync_to_async(services.create_call)(caller="4:+14255550199")
+    created = await receive_until(viewer, "call")
+    assert (created["change"], created["call"]["id"]) == ("created", str(new_call.id))
+    await stream_transcript(new_call, [acs.transcription_metadata(), acs.transcription_data(acs.CALLER, "Hi.", 5)])
+    assert (await receive_until(viewer, "segment"))["segment"]["text"] == "Hi."
+    await viewer.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/ws/calls/", "/ws/calls/{call_id}/"])
+async def test_anyone_but_watching_staff_is_refused(call: Call, outsider: User, path: str) -> None:
+    for user in (None, outsider):
+        communicator = WebsocketCommunicator(
+            application, path.format(call_id=call.id), headers=await abrowser_headers(user)
+        )
+        connected, _ = await communicator.connect()
+        assert not connected
+
+
+async def test_a_foreign_origin_is_refused(call: Call, staff_user: User) -> None:
+    headers = [
+        (name, b"https://evil.example" if name == b"origin" else value)
+        for name, value in await abrowser_headers(staff_user)
+    ]
+    communicator = WebsocketCommunicator(application, f"/ws/calls/{call.id}/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert not connected
