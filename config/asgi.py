@@ -12,7 +12,10 @@ django_asgi_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from calls.recovery import start_worker_thread  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
+
+start_worker_thread()  # only when settings.RECOVERY_WORKER is on
 
 application = ProtocolTypeRouter(
     {

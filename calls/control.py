@@ -1,0 +1,458 @@
+"""Call control: what staff views, admin actions, the webhooks and the recovery worker do to a call.
+
+Each action checks the call's state under a row lock, records the request in the call's history,
+sets what staff want (`media_streaming_wanted` / `transcription_wanted`) and a transitional status,
+and publishes the change. The ACS request is made afterwards, outside any transaction, so a REST
+round trip never holds the call's row lock (webhooks and the media socket need it). When ACS refuses
+or cannot be reached, the status is put back and a "Callscribe.AcsError" event is recorded.
+
+ACS confirms through callbacks (MediaStreamingStarted, CallDisconnected, ...): calls/webhooks.py
+moves the statuses from starting/stopping to active/inactive.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from calls import acs, services
+from calls.acs import AcsError
+from calls.models import Call, CallEvent, Gap, MediaStream, RecoveryJob
+from streaming import events
+
+Status = Call.StreamStatus
+User = AbstractBaseUser | AnonymousUser | None
+
+PHONE_NUMBER = re.compile(r"\+[1-9]\d{6,14}")  # E.164
+LOCALE_WITH_REGION = re.compile(r"[a-zA-Z]{2,3}-[a-zA-Z0-9]{2,4}")  # ACS refuses locales without a region (6.11)
+
+
+class ControlError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class WrongState(ControlError):
+    """The call is not in a state that allows the action (already stopped, ended, not connected yet)."""
+
+
+class InvalidRequest(ControlError):
+    """The action was given input it cannot use (a malformed phone number or locale)."""
+
+
+@dataclass(frozen=True)
+class StreamKind:
+    """Media streaming or transcription: which Call fields, labels and ACS requests belong to it."""
+
+    kind: str  # MediaStream.Kind
+    label: str
+    status_field: str
+    wanted_field: str
+    event_name: str  # in Callscribe's own event types, e.g. "Callscribe.StreamingStopRequested"
+    change: str  # the live-feed change name
+
+
+MEDIA = StreamKind(
+    MediaStream.Kind.AUDIO,
+    "Media streaming",
+    "media_streaming_status",
+    "media_streaming_wanted",
+    "Streaming",
+    "streaming",
+)
+TRANSCRIPTION = StreamKind(
+    MediaStream.Kind.TRANSCRIPTION,
+    "Transcription",
+    "transcription_status",
+    "transcription_wanted",
+    "Transcription",
+    "transcription",
+)
+STREAM_KINDS = (MEDIA, TRANSCRIPTION)
+
+
+# --- pieces shared with calls/webhooks.py and calls/recovery.py ------------------------------------
+
+
+def locked_call(call_id: uuid.UUID) -> Call:
+    """The call, locked until the surrounding transaction commits. Call inside transaction.atomic()."""
+    return Call.objects.select_for_update().get(pk=call_id)
+
+
+def save_call(call: Call, fields: list[str], change: str) -> None:
+    """Save changed fields with the call's next live-feed number and publish them after commit."""
+    call.last_sequence = services.next_sequence(call.id)
+    call.save(update_fields=fields)
+    event = events.call_event(call, change)
+    transaction.on_commit(lambda: events.publish(event))
+
+
+def record_event(call: Call | None, event_type: str, message: str = "", **payload: Any) -> CallEvent:
+    """A line in the call's history for something Callscribe did or noticed (types start "Callscribe.")."""
+    return CallEvent.objects.create(
+        call=call, type=event_type, time=timezone.now(), result_message=message, payload=payload
+    )
+
+
+def user_name(user: User) -> str:
+    return user.get_username() if user is not None and user.is_authenticated else "Callscribe"
+
+
+def open_gaps(call: Call, stream: StreamKind) -> Any:
+    # Gaps opened before any socket connected have no stream record; their detail names the kind.
+    return Gap.objects.filter(call=call, ended_at__isnull=True).filter(
+        Q(stream__kind=stream.kind) | Q(stream__isnull=True, detail__startswith=stream.label)
+    )
+
+
+def open_gap(call: Call, stream: StreamKind, reason: str, detail: str) -> Gap | None:
+    """Start a gap for the kind of stream, unless one is already open (a drop then a failure is one gap)."""
+    if open_gaps(call, stream).exists():
+        return None
+    latest = call.streams.filter(kind=stream.kind).order_by("-connected_at", "-id").first()
+    return Gap.objects.create(
+        call=call, stream=latest, reason=reason, started_at=timezone.now(), detail=f"{stream.label} {detail}"
+    )
+
+
+def close_gaps(call: Call, stream: StreamKind | None = None) -> None:
+    gaps = Gap.objects.filter(call=call, ended_at__isnull=True) if stream is None else open_gaps(call, stream)
+    gaps.update(ended_at=timezone.now())
+
+
+def finish_recovery_jobs(call: Call, outcome: str, kind: str | None = None) -> None:
+    """Mark a call's waiting recovery jobs done. A job a worker is running right now is locked and
+    skipped, not waited for: the worker re-reads the call when it runs the job again."""
+    jobs = RecoveryJob.objects.filter(call=call, finished_at__isnull=True)
+    if kind is not None:
+        jobs = jobs.filter(kind=kind)
+    waiting = list(jobs.select_for_update(skip_locked=True).values_list("pk", flat=True))
+    RecoveryJob.objects.filter(pk__in=waiting).update(finished_at=timezone.now(), outcome=outcome)
+
+
+def end_call(call: Call, *, state: str, reason: str) -> None:
+    """Record that a (locked) call is over: nothing streams any more and nothing is left to recover."""
+    call.state = state
+    call.ended_at = call.ended_at or timezone.now()
+    call.end_reason = reason
+    call.media_streaming_status = call.transcription_status = Status.INACTIVE
+    close_gaps(call)
+    finish_recovery_jobs(call, "The call ended.")
+    fields = ["state", "ended_at", "end_reason", "media_streaming_status", "transcription_status"]
+    save_call(call, fields, "state")
+
+
+def learn_connection(call: Call, info: acs.ConnectionInfo) -> list[str]:
+    """Fill in ACS's ids on a (locked) call where they are still missing; returns the changed fields."""
+    changed = []
+    connection_id = info.call_connection_id
+    if (
+        connection_id
+        and not call.call_connection_id
+        and not Call.objects.filter(call_connection_id=connection_id).exists()
+    ):
+        call.call_connection_id = connection_id
+        changed.append("call_connection_id")
+    for field in ("server_call_id", "correlation_id"):
+        if getattr(info, field) and not getattr(call, field):
+            setattr(call, field, getattr(info, field))
+            changed.append(field)
+    return changed
+
+
+# --- answering and placing calls -------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_inbound_call(
+    *, caller: str, callee: str, caller_display_name: str = "", server_call_id: str = "", correlation_id: str = ""
+) -> Call:
+    """The Call for an Event Grid IncomingCall, before it is answered (see answer_incoming_call)."""
+    call = services.create_call(
+        direction=Call.Direction.INBOUND,
+        caller=caller,
+        callee=callee,
+        caller_display_name=caller_display_name,
+        locale=settings.TRANSCRIPTION_LOCALE,
+    )
+    call.server_call_id, call.correlation_id = server_call_id, correlation_id
+    _want_streams_from_settings(call)
+    call.save(update_fields=["server_call_id", "correlation_id"])
+    if caller:
+        services.ensure_participant(call_id=call.id, raw_id=caller, display_name=caller_display_name)
+    record_event(call, "Callscribe.IncomingCall", f"Incoming call from {caller_display_name or caller}")
+    return call
+
+
+def answer_incoming_call(*, call_id: uuid.UUID, incoming_call_context: str) -> Call:
+    """Answer through ACS with streaming and transcription set up; a refusal marks the call failed."""
+    call = Call.objects.get(pk=call_id)
+    try:
+        info = acs.answer_call(call_id=call.id, incoming_call_context=incoming_call_context, locale=call.locale)
+    except AcsError as error:
+        _call_not_set_up(call_id, error)
+        raise
+    return _call_set_up(call_id, info, "Callscribe.CallAnswered", "Answered the call")
+
+
+def create_outbound_call(*, target: str, source_caller_id_number: str = "", user: User = None) -> Call:
+    """The Call for a phone number (+E.164) or an ACS user (8:acs:...), before ACS places it (place_call)."""
+    target_raw_id = _target_raw_id(target)
+    source_caller_id_number = source_caller_id_number.strip()
+    if source_caller_id_number and not PHONE_NUMBER.fullmatch(source_caller_id_number):
+        raise InvalidRequest("The caller ID must be a phone number in +E.164 form, e.g. +14255550100.")
+    with transaction.atomic():
+        call = services.create_call(
+            direction=Call.Direction.OUTBOUND,
+            caller=f"4:{source_caller_id_number}" if source_caller_id_number else "",
+            callee=target_raw_id,
+            locale=settings.TRANSCRIPTION_LOCALE,
+        )
+        _want_streams_from_settings(call)
+        record_event(call, "Callscribe.CallPlaced", f"{user_name(user)} called {target_raw_id}")
+    return call
+
+
+def place_call(*, call_id: uuid.UUID) -> Call:
+    """Ask ACS to place an outbound call with streaming and transcription; a refusal marks it failed."""
+    call = Call.objects.get(pk=call_id)
+    try:
+        info = acs.create_call(
+            call_id=call.id,
+            target_raw_id=call.callee,
+            source_caller_id_number=call.caller.removeprefix("4:"),
+            locale=call.locale,
+        )
+    except AcsError as error:
+        _call_not_set_up(call.id, error)
+        raise
+    return _call_set_up(call.id, info, "Callscribe.CallCreated", "ACS is placing the call")
+
+
+def _target_raw_id(target: str) -> str:
+    target = target.strip().replace(" ", "")
+    if PHONE_NUMBER.fullmatch(target):
+        return f"4:{target}"
+    if target.startswith("4:") and PHONE_NUMBER.fullmatch(target[2:]):
+        return target
+    if re.fullmatch(r"8:(acs|gcch-acs|dod-acs):[\w.-]+", target):
+        return target
+    raise InvalidRequest("Call a phone number in +E.164 form (+14255550100) or an ACS user id (8:acs:...).")
+
+
+def _want_streams_from_settings(call: Call) -> None:
+    """Whether answer/create asks ACS to start streaming and transcribing at once (the settings)."""
+    call.media_streaming_wanted = settings.START_MEDIA_STREAMING_ON_ANSWER
+    call.transcription_wanted = settings.START_TRANSCRIPTION_ON_ANSWER
+    call.media_streaming_status = Status.STARTING if call.media_streaming_wanted else Status.INACTIVE
+    call.transcription_status = Status.STARTING if call.transcription_wanted else Status.INACTIVE
+    fields = ["media_streaming_wanted", "transcription_wanted", "media_streaming_status", "transcription_status"]
+    save_call(call, fields, "streaming")
+
+
+def _call_set_up(call_id: uuid.UUID, info: acs.ConnectionInfo, event_type: str, message: str) -> Call:
+    with transaction.atomic():
+        call = locked_call(call_id)
+        record_event(call, event_type, message, call_connection_id=info.call_connection_id, state=info.state)
+        changed = learn_connection(call, info)
+        if changed:
+            save_call(call, changed, "state")
+    return call
+
+
+def _call_not_set_up(call_id: uuid.UUID, error: AcsError) -> None:
+    with transaction.atomic():
+        call = locked_call(call_id)
+        record_event(call, "Callscribe.AcsError", error.message, status_code=error.status_code)
+        if call.is_live and call.state != Call.State.CONNECTED:
+            end_call(call, state=Call.State.FAILED, reason=error.message)
+
+
+# --- media streaming and transcription ---------------------------------------------------------------
+
+
+def start_media_streaming(*, call_id: uuid.UUID, user: User = None) -> Call:
+    return _start_stream(call_id, MEDIA, user)
+
+
+def stop_media_streaming(*, call_id: uuid.UUID, user: User = None) -> Call:
+    return _stop_stream(call_id, MEDIA, user)
+
+
+def start_transcription(*, call_id: uuid.UUID, user: User = None) -> Call:
+    return _start_stream(call_id, TRANSCRIPTION, user)
+
+
+def stop_transcription(*, call_id: uuid.UUID, user: User = None) -> Call:
+    return _stop_stream(call_id, TRANSCRIPTION, user)
+
+
+def request_stream_start(call: Call, stream: StreamKind) -> None:
+    """The ACS request that (re)starts a stream. Transcription restarts in the call's language."""
+    if stream is MEDIA:
+        acs.start_media_streaming(call.call_connection_id or "")
+    else:
+        acs.start_transcription(call.call_connection_id or "", locale=call.locale)
+
+
+def _start_stream(call_id: uuid.UUID, stream: StreamKind, user: User) -> Call:
+    with transaction.atomic():
+        call = locked_call(call_id)
+        _require_connected(call)
+        status = getattr(call, stream.status_field)
+        if status in (Status.ACTIVE, Status.STARTING):
+            raise WrongState(f"{stream.label} is already {status}.")
+        if status == Status.STOPPING:
+            raise WrongState(f"{stream.label} is still stopping; try again in a moment.")
+        previous = _stream_state(call, stream)
+        _set_stream(call, stream, status=Status.STARTING, wanted=True)
+        finish_recovery_jobs(call, f"Started again by {user_name(user)}.", stream_job_kind(stream))
+        record_event(
+            call, f"Callscribe.{stream.event_name}StartRequested", f"{user_name(user)} started {_lower(stream)}"
+        )
+    try:
+        request_stream_start(call, stream)
+    except AcsError as error:
+        _undo(call_id, stream, previous, Status.STARTING, error)
+        raise
+    return call
+
+
+def _stop_stream(call_id: uuid.UUID, stream: StreamKind, user: User) -> Call:
+    message = f"{user_name(user)} stopped {_lower(stream)}"
+    with transaction.atomic():
+        call = locked_call(call_id)
+        if not call.is_live:
+            raise WrongState("The call has ended.")
+        status = getattr(call, stream.status_field)
+        if status == Status.INACTIVE:
+            raise WrongState(f"{stream.label} is not active.")
+        if status == Status.STOPPING:
+            raise WrongState(f"{stream.label} is already stopping.")
+        previous = _stream_state(call, stream)
+        finish_recovery_jobs(call, f"Stopped by {user_name(user)}.", stream_job_kind(stream))
+        record_event(call, f"Callscribe.{stream.event_name}StopRequested", message)
+        if status == Status.FAILED:
+            # Nothing is streaming to stop: stop wanting it, so recovery stops trying.
+            _set_stream(call, stream, status=Status.INACTIVE, wanted=False)
+            return call
+        _require_connected(call)
+        _set_stream(call, stream, status=Status.STOPPING, wanted=False)
+    try:
+        if stream is MEDIA:
+            acs.stop_media_streaming(call.call_connection_id or "")
+        else:
+            acs.stop_transcription(call.call_connection_id or "")
+    except AcsError as error:
+        _undo(call_id, stream, previous, Status.STOPPING, error)
+        raise
+    with transaction.atomic():
+        open_gap(locked_call(call_id), stream, Gap.Reason.STOPPED_BY_STAFF, f"stopped by {user_name(user)}.")
+    return call
+
+
+def update_transcription_locale(*, call_id: uuid.UUID, locale: str, user: User = None) -> Call:
+    locale = locale.strip()
+    if not LOCALE_WITH_REGION.fullmatch(locale):
+        raise InvalidRequest(f"{locale!r} is not a locale with a region, such as en-US.")
+    with transaction.atomic():
+        call = locked_call(call_id)
+        _require_connected(call)
+        if call.transcription_status != Status.ACTIVE:
+            raise WrongState("Transcription is not active.")
+    try:
+        acs.update_transcription(call.call_connection_id or "", locale=locale)
+    except AcsError as error:
+        record_event(call, "Callscribe.AcsError", error.message, status_code=error.status_code)
+        raise
+    with transaction.atomic():
+        call = locked_call(call_id)
+        call.locale = locale
+        save_call(call, ["locale"], "transcription")
+        record_event(call, "Callscribe.TranscriptionLocaleChanged", f"{user_name(user)} switched to {locale}")
+    return call
+
+
+def stream_job_kind(stream: StreamKind) -> str:
+    return RecoveryJob.Kind.MEDIA_STREAMING if stream is MEDIA else RecoveryJob.Kind.TRANSCRIPTION
+
+
+def _lower(stream: StreamKind) -> str:
+    return stream.label.lower()
+
+
+def _require_connected(call: Call) -> None:
+    if not call.is_live:
+        raise WrongState("The call has ended.")
+    if call.state != Call.State.CONNECTED or not call.call_connection_id:
+        raise WrongState("The call is not connected yet.")
+
+
+def _stream_state(call: Call, stream: StreamKind) -> tuple[str, bool]:
+    return getattr(call, stream.status_field), getattr(call, stream.wanted_field)
+
+
+def _set_stream(call: Call, stream: StreamKind, *, status: str, wanted: bool) -> None:
+    setattr(call, stream.status_field, status)
+    setattr(call, stream.wanted_field, wanted)
+    save_call(call, [stream.status_field, stream.wanted_field], stream.change)
+
+
+def _undo(call_id: uuid.UUID, stream: StreamKind, previous: tuple[str, bool], tried: str, error: AcsError) -> None:
+    """Put the status back after ACS refused, unless a callback has changed it meanwhile."""
+    with transaction.atomic():
+        call = locked_call(call_id)
+        record_event(call, "Callscribe.AcsError", error.message, status_code=error.status_code)
+        if getattr(call, stream.status_field) == tried:
+            status, wanted = previous
+            _set_stream(call, stream, status=status, wanted=wanted)
+
+
+# --- hanging up ------------------------------------------------------------------------------------------
+
+
+def hang_up(*, call_id: uuid.UUID, user: User = None) -> Call:
+    """End the call for everyone. ACS confirms with CallDisconnected; a 404 means it already ended."""
+    with transaction.atomic():
+        call = locked_call(call_id)
+        if not call.is_live:
+            raise WrongState("The call has already ended.")
+        if not call.call_connection_id:
+            raise WrongState("The call is not connected yet.")
+        previous = (call.state, call.media_streaming_wanted, call.transcription_wanted)
+        call.state = Call.State.DISCONNECTING
+        # Streams stop with the call: that is not something to recover from.
+        call.media_streaming_wanted = call.transcription_wanted = False
+        save_call(call, ["state", "media_streaming_wanted", "transcription_wanted"], "state")
+        finish_recovery_jobs(call, f"Hung up by {user_name(user)}.")
+        record_event(call, "Callscribe.HangUpRequested", f"{user_name(user)} hung up")
+    try:
+        acs.hang_up(call.call_connection_id)
+    except AcsError as error:
+        _hang_up_failed(call_id, previous, error)
+        if not error.call_is_gone:
+            raise
+    return call
+
+
+def _hang_up_failed(call_id: uuid.UUID, previous: tuple[str, bool, bool], error: AcsError) -> None:
+    with transaction.atomic():
+        call = locked_call(call_id)
+        if error.call_is_gone:  # ACS forgets calls once they end: the CallDisconnected was lost
+            record_event(call, "Callscribe.CallGone", error.message)
+            if call.is_live:
+                end_call(call, state=Call.State.DISCONNECTED, reason="ACS no longer knows the call.")
+            return
+        record_event(call, "Callscribe.AcsError", error.message, status_code=error.status_code)
+        if call.state == Call.State.DISCONNECTING:
+            call.state, call.media_streaming_wanted, call.transcription_wanted = previous
+            save_call(call, ["state", "media_streaming_wanted", "transcription_wanted"], "state")

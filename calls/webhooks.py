@@ -1,0 +1,346 @@
+"""ACS's two webhooks: mid-call callbacks (`POST /api/callbacks`) and Event Grid's IncomingCall
+(`POST /api/incoming-call`). Neither is a browser form, so both are CSRF-exempt; each has its own check.
+
+Both reply fast. A callback only touches the database. Answering an incoming call is a REST round
+trip to ACS, so it runs on a small thread pool after the response is decided, not inside the request.
+A thread rather than a RecoveryJob, because the incoming-call context expires within seconds and
+Event Grid does not redeliver after our 200: a durable queue buys nothing, and a polling worker would
+only add delay before the answer. If the answer fails, the call is marked failed with the reason.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connections, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from calls import control, recovery, services
+from calls.acs import AcsError, ConnectionInfo
+from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
+from calls.control import MEDIA, TRANSCRIPTION, StreamKind
+from calls.models import Call, CallEvent, Gap, Participant
+from calls.tokens import unsign_callback_token
+
+logger = logging.getLogger(__name__)
+
+Status = Call.StreamStatus
+EVENT_PREFIX = "Microsoft.Communication."
+SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
+INCOMING_CALL = "Microsoft.Communication.IncomingCall"
+
+_answer_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="answer-call")
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def _json_events(body: bytes) -> list[dict[str, Any]]:
+    """A JSON array of event objects (a single object is taken as an array of one)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError as error:
+        raise ValueError(f"The body is not valid JSON: {error}") from None
+    items = parsed if isinstance(parsed, list) else [parsed]
+    if not all(isinstance(item, dict) for item in items):
+        raise ValueError("Expected a JSON array of event objects.")
+    return items
+
+
+# --- mid-call callbacks --------------------------------------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+def callbacks(request: HttpRequest) -> JsonResponse:
+    """ACS posts a JSON array of CloudEvents about a call (reference 3.1), with a Bearer JWT (2.2)."""
+    if jwt_verification_enabled():
+        try:
+            verify_acs_authorization(request.headers.get("Authorization"))
+        except AcsAuthenticationError as error:
+            logger.warning("Callback refused: %s", error)
+            return _error(401, f"ACS authentication failed: {error}")
+    try:
+        cloud_events = _json_events(request.body)
+    except ValueError as error:
+        return _error(400, str(error))
+    if not all(isinstance(event.get("type"), str) for event in cloud_events):
+        return _error(400, "Every CloudEvent needs a string `type`.")
+    call_id = _call_id_from_token(request.GET.get("token", ""))
+    stored = sum(store_callback_event(event, call_id=call_id) for event in cloud_events)
+    return JsonResponse({"received": len(cloud_events), "stored": stored})
+
+
+def _call_id_from_token(token: str) -> uuid.UUID | None:
+    if not token:
+        return None
+    call_id = unsign_callback_token(token)
+    if call_id is None:
+        logger.warning("Callback with a bad or expired token; finding the call by its callConnectionId")
+    return call_id
+
+
+def store_callback_event(event: dict[str, Any], *, call_id: uuid.UUID | None) -> bool:
+    """Store one CloudEvent in the call's history and apply it. A redelivered event (same id) is
+    stored and applied once: the unique event_id makes the second insert fail, not a read-then-write."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    with transaction.atomic():
+        call = _locked_call(call_id, str(data.get("callConnectionId") or ""))
+        try:
+            with transaction.atomic():
+                _create_event(event, data, call)
+        except IntegrityError:
+            return False
+        if call is None:
+            logger.warning("Callback %s for an unknown call %s stored", event["type"], data.get("callConnectionId"))
+            return True
+        _apply(call, event["type"].removeprefix(EVENT_PREFIX), data)
+        Call.objects.filter(pk=call.pk).update(last_event_at=timezone.now())
+    return True
+
+
+def _locked_call(call_id: uuid.UUID | None, call_connection_id: str) -> Call | None:
+    calls = Call.objects.select_for_update()
+    call = calls.filter(pk=call_id).first() if call_id else None
+    if call is None and call_connection_id:
+        call = calls.filter(call_connection_id=call_connection_id).first()
+    return call
+
+
+def _create_event(event: dict[str, Any], data: dict[str, Any], call: Call | None) -> CallEvent:
+    result = data.get("resultInformation") if isinstance(data.get("resultInformation"), dict) else {}
+    return CallEvent.objects.create(
+        call=call,
+        event_id=str(event["id"]) if event.get("id") else None,
+        type=event["type"],
+        time=_event_time(event.get("time")),
+        result_code=_int(result.get("code")),
+        result_subcode=_int(result.get("subCode")),
+        result_message=str(result.get("message") or ""),
+        payload=event,
+    )
+
+
+def _event_time(value: object) -> datetime:
+    moment = parse_datetime(value) if isinstance(value, str) else None
+    if moment is None:
+        return timezone.now()
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _result_message(data: dict[str, Any]) -> str:
+    result = data.get("resultInformation")
+    return str(result.get("message") or "") if isinstance(result, dict) else ""
+
+
+# --- what each callback changes ------------------------------------------------------------------------
+
+
+def _apply(call: Call, name: str, data: dict[str, Any]) -> None:
+    if name == "CallConnected":
+        _call_connected(call, data)
+    elif name == "CallDisconnected":
+        if call.is_live:
+            control.end_call(call, state=Call.State.DISCONNECTED, reason=_result_message(data) or "The call ended.")
+    elif name in ("AnswerFailed", "CreateCallFailed", "ConnectFailed"):
+        if call.is_live:
+            control.end_call(call, state=Call.State.FAILED, reason=_result_message(data) or name)
+    elif name == "ParticipantsUpdated":
+        _participants_updated(call, data)
+    elif stream_event := STREAM_EVENTS.get(name):
+        stream, outcome = stream_event
+        if call.is_live:
+            outcome(call, stream, data)
+    # Any other type (TranscriptionUpdated, PlayCompleted, types ACS adds later) is history only.
+
+
+def _call_connected(call: Call, data: dict[str, Any]) -> None:
+    info = ConnectionInfo(
+        call_connection_id=str(data.get("callConnectionId") or ""),
+        server_call_id=str(data.get("serverCallId") or ""),
+        correlation_id=str(data.get("correlationId") or ""),
+        state="connected",
+    )
+    fields = control.learn_connection(call, info)
+    # Callbacks may arrive out of order: a late CallConnected never reopens an ended or ending call.
+    if call.state in (Call.State.UNKNOWN, Call.State.CONNECTING):
+        call.state = Call.State.CONNECTED
+        call.connected_at = call.connected_at or timezone.now()
+        fields += ["state", "connected_at"]
+    if fields:
+        control.save_call(call, fields, "state")
+
+
+def _participants_updated(call: Call, data: dict[str, Any]) -> None:
+    sequence = _int(data.get("sequenceNumber"))
+    if sequence is not None and call.participants_sequence is not None and sequence <= call.participants_sequence:
+        return  # an older list arriving late (reference 3.1: ordering is not guaranteed)
+    present = []
+    for entry in data.get("participants") or []:
+        raw_id = _raw_id(entry.get("identifier")) if isinstance(entry, dict) else ""
+        if not raw_id:
+            continue
+        present.append(raw_id)
+        Participant.objects.update_or_create(
+            call=call,
+            raw_id=raw_id,
+            defaults={
+                "kind": services.participant_kind(raw_id),
+                "is_muted": bool(entry.get("isMuted")),
+                "is_on_hold": bool(entry.get("isOnHold")),
+                "in_call": True,
+            },
+        )
+    # The list is everyone on the call now; mixed audio (empty raw id) is not a participant.
+    call.participants.exclude(raw_id__in=present).exclude(raw_id="").update(in_call=False)
+    if sequence is not None:
+        call.participants_sequence = sequence
+    control.save_call(call, ["participants_sequence"], "participants")
+
+
+def _raw_id(identifier: object) -> str:
+    if not isinstance(identifier, dict):
+        return ""
+    if identifier.get("rawId"):
+        return str(identifier["rawId"])
+    if isinstance(identifier.get("phoneNumber"), dict):
+        return f"4:{identifier['phoneNumber'].get('value', '')}"
+    if isinstance(identifier.get("communicationUser"), dict):
+        return str(identifier["communicationUser"].get("id", ""))
+    return ""
+
+
+def _stream_started(call: Call, stream: StreamKind, data: dict[str, Any]) -> None:
+    setattr(call, stream.status_field, Status.ACTIVE)
+    control.save_call(call, [stream.status_field], stream.change)
+    control.close_gaps(call, stream)
+    control.finish_recovery_jobs(call, f"{stream.label} is running again.", control.stream_job_kind(stream))
+
+
+def _stream_stopped(call: Call, stream: StreamKind, data: dict[str, Any]) -> None:
+    setattr(call, stream.status_field, Status.INACTIVE)
+    control.save_call(call, [stream.status_field], stream.change)
+    if getattr(call, stream.wanted_field) and call.state in (Call.State.CONNECTING, Call.State.CONNECTED):
+        _lost(call, stream, "stopped without being asked to")
+
+
+def _stream_failed(call: Call, stream: StreamKind, data: dict[str, Any]) -> None:
+    setattr(call, stream.status_field, Status.FAILED)
+    control.save_call(call, [stream.status_field], stream.change)
+    if getattr(call, stream.wanted_field) and call.state in (Call.State.CONNECTING, Call.State.CONNECTED):
+        _lost(call, stream, f"failed: {_result_message(data) or 'no reason given'}")
+
+
+def _lost(call: Call, stream: StreamKind, what: str) -> None:
+    control.open_gap(call, stream, Gap.Reason.ACS_FAILURE, what)
+    recovery.schedule_restart(call, stream, f"{stream.label} {what}")
+
+
+STREAM_EVENTS = {
+    "MediaStreamingStarted": (MEDIA, _stream_started),
+    "MediaStreamingStopped": (MEDIA, _stream_stopped),
+    "MediaStreamingFailed": (MEDIA, _stream_failed),
+    "TranscriptionStarted": (TRANSCRIPTION, _stream_started),
+    "TranscriptionResumed": (TRANSCRIPTION, _stream_started),
+    "TranscriptionStopped": (TRANSCRIPTION, _stream_stopped),
+    "TranscriptionFailed": (TRANSCRIPTION, _stream_failed),
+}
+
+
+# --- Event Grid: incoming calls ------------------------------------------------------------------------
+
+
+def _incoming_call_secret_ok(given: str) -> bool:
+    """`?secret=` must equal INCOMING_CALL_SECRET. With the setting empty every request is refused,
+    except with DEBUG on, so a local demo works without configuring a secret."""
+    expected = settings.INCOMING_CALL_SECRET
+    if not expected:
+        return settings.DEBUG
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+@csrf_exempt
+@require_http_methods(["POST", "OPTIONS"])
+def incoming_call(request: HttpRequest) -> HttpResponse:
+    """Event Grid delivers Microsoft.Communication.IncomingCall here (reference 3.4, 3.5)."""
+    if not _incoming_call_secret_ok(request.GET.get("secret", "")):
+        return _error(401, "Missing or wrong ?secret= for the incoming-call webhook.")
+    if request.method == "OPTIONS":
+        # CloudEvents abuse protection: allow the delivering origin (Event Grid) to post here.
+        response = HttpResponse(status=200)
+        response["WebHook-Allowed-Origin"] = request.headers.get("WebHook-Request-Origin", "*")
+        return response
+    try:
+        grid_events = _json_events(request.body)
+    except ValueError as error:
+        return _error(400, str(error))
+    for event in grid_events:
+        event_type = event.get("eventType") or event.get("type")
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        if event_type == SUBSCRIPTION_VALIDATION:
+            return JsonResponse({"validationResponse": data.get("validationCode")})
+        if event_type == INCOMING_CALL:
+            _ring(event, data)
+    return JsonResponse({"received": len(grid_events)})
+
+
+def _ring(event: dict[str, Any], data: dict[str, Any]) -> None:
+    context = data.get("incomingCallContext")
+    if not context:
+        logger.warning("IncomingCall %s without an incomingCallContext ignored", event.get("id"))
+        return
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = _create_grid_event(event)
+        except IntegrityError:
+            return  # Event Grid redelivered it: the call was created and answered the first time
+        call = control.create_inbound_call(
+            caller=_raw_id(data.get("from")),
+            callee=_raw_id(data.get("to")),
+            caller_display_name=str(data.get("callerDisplayName") or ""),
+            server_call_id=str(data.get("serverCallId") or ""),
+            correlation_id=str(data.get("correlationId") or ""),
+        )
+        record.call = call
+        record.save(update_fields=["call"])
+        transaction.on_commit(lambda: _answer_pool.submit(_answer, call.id, str(context)))
+
+
+def _create_grid_event(event: dict[str, Any]) -> CallEvent:
+    return CallEvent.objects.create(
+        event_id=str(event["id"]) if event.get("id") else None,
+        type=INCOMING_CALL,
+        time=_event_time(event.get("eventTime") or event.get("time")),
+        payload=event,
+    )
+
+
+def _answer(call_id: uuid.UUID, incoming_call_context: str) -> None:
+    try:
+        control.answer_incoming_call(call_id=call_id, incoming_call_context=incoming_call_context)
+    except AcsError as error:
+        logger.warning("Call %s could not be answered: %s", call_id, error)
+    except Exception:
+        logger.exception("Answering call %s failed", call_id)
+    finally:
+        connections.close_all()  # this pool thread's own connections
