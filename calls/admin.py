@@ -1,29 +1,159 @@
 from __future__ import annotations
 
+import io
+import zipfile
+from typing import Any
+
 from django.contrib import admin
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import HttpRequest, HttpResponse
 
-from calls.models import Call, CallEvent, Gap, MediaStream, Participant, TranscriptSegment
+from calls import audit, control_views, search
+from calls.display import call_page_context
+from calls.exports import export_transcript
+from calls.models import AccessLog, Call, CallEvent, Gap, MediaStream, Participant, TranscriptSegment
+from calls.templatetags.callscribe import call_label
+from streaming.live import can_watch
 
 
-class TranscriptSegmentInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    can_delete = False
+    extra = 0
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TranscriptSegmentInline(ReadOnlyInline):
     model = TranscriptSegment
     fields = ["sequence", "participant_raw_id", "text", "confidence", "offset_ms", "duration_ms"]
     readonly_fields = fields
-    can_delete = False
-    extra = 0
     ordering = ["sequence"]
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+
+class CallEventInline(ReadOnlyInline):
+    model = CallEvent
+    fields = ["time", "type", "result_code", "result_subcode", "result_message"]
+    readonly_fields = fields
+    ordering = ["time", "id"]
+    verbose_name_plural = "history"
+
+
+class GapInline(ReadOnlyInline):
+    model = Gap
+    fields = ["reason", "started_at", "ended_at", "detail"]
+    readonly_fields = fields
+
+
+class HasGapsFilter(admin.SimpleListFilter):
+    title = "gaps"
+    parameter_name = "has_gaps"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Has gaps"), ("no", "No gaps")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        gaps = Exists(Gap.objects.filter(call=OuterRef("pk")))
+        if self.value() == "yes":
+            return queryset.filter(gaps)
+        if self.value() == "no":
+            return queryset.exclude(gaps)
+        return queryset
 
 
 @admin.register(Call)
 class CallAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "direction", "caller", "callee", "state", "created_at"]
-    list_filter = ["state", "direction", "created_at"]
-    search_fields = ["call_connection_id", "caller", "callee", "caller_display_name", "segments__text"]
-    readonly_fields = ["id", "last_sequence", "created_at"]
-    inlines = [TranscriptSegmentInline]
+    list_display = [
+        "label",
+        "direction",
+        "state",
+        "media_streaming_status",
+        "transcription_status",
+        "segment_count",
+        "has_gaps",
+        "created_at",
+    ]
+    list_filter = ["state", "direction", HasGapsFilter, "media_streaming_status", "transcription_status", "created_at"]
+    # Transcript text is searched too, with full-text search: see get_search_results.
+    search_fields = ["call_connection_id", "correlation_id", "caller", "callee", "caller_display_name"]
+    search_help_text = 'Searches ids, numbers and names, and transcripts ("quoted phrase", -word).'
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in Call._meta.fields]
+    inlines = [GapInline, TranscriptSegmentInline, CallEventInline]
+    actions = ["export_transcripts", *control_views.ADMIN_ACTIONS]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Call]:
+        return search.with_summary(super().get_queryset(request))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Call], search_term: str
+    ) -> tuple[QuerySet[Call], bool]:
+        matches, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            in_transcript = TranscriptSegment.objects.filter(
+                call=OuterRef("pk"), search_vector=search.transcript_query(search_term)
+            )
+            matches = matches | queryset.filter(Exists(in_transcript))
+        return matches, may_have_duplicates
+
+    @admin.display(description="call", ordering="created_at")
+    def label(self, call: Call) -> str:
+        return call_label(call)
+
+    @admin.display(description="lines", ordering="segment_count")
+    def segment_count(self, call: Call) -> int:
+        return call.segment_count
+
+    @admin.display(description="gaps", boolean=True, ordering="has_gaps")
+    def has_gaps(self, call: Call) -> bool:
+        return call.has_gaps
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Adds the live transcript panel (templates/admin/calls/call/change_form.html) for watchers."""
+        extra_context = extra_context or {}
+        call = Call.objects.prefetch_related("participants", "streams", "gaps").filter(pk=object_id).first()
+        if call is not None and can_watch(request.user):
+            audit.record_access(request.user, call, audit.VIEW, "admin")
+            extra_context["live_panel"] = call_page_context(call)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def has_control_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(control_views.CONTROL_PERMISSION)
+
+    @admin.action(description="Export transcripts (zip of JSON)", permissions=["view"])
+    def export_transcripts(self, request: HttpRequest, queryset: QuerySet[Call]) -> HttpResponse:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for call in queryset:
+                archive.writestr(f"call-{call.id}.json", export_transcript(call, "json"))
+                audit.record_access(request.user, call, audit.EXPORT, "json (admin export)")
+        response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+        response["Content-Disposition"] = 'attachment; filename="transcripts.zip"'
+        return response
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(admin.ModelAdmin):
+    list_display = ["at", "user", "action", "call", "detail"]
+    list_filter = ["action", "at"]
+    list_select_related = ["user", "call"]
+    search_fields = ["user__username", "call__id", "detail"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 admin.site.register([Participant, MediaStream, Gap, CallEvent])

@@ -11,7 +11,9 @@ EXPORT = "export"
 AUDIO = "audio"
 
 
-def record_access(user: AbstractBaseUser | AnonymousUser, call: Call | None, action: str, detail: str = "") -> AccessLog:
+def record_access(
+    user: AbstractBaseUser | AnonymousUser, call: Call | None, action: str, detail: str = ""
+) -> AccessLog:
     return AccessLog.objects.create(
         user=user if user.is_authenticated else None,
         call=call,

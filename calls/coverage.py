@@ -26,7 +26,9 @@ def call_span(call: Call, now: datetime | None = None) -> Interval:
     return start, max(start, end)
 
 
-def call_coverage(call: Call, streams: Iterable[MediaStream], gaps: Iterable[Gap], now: datetime | None = None) -> Coverage:
+def call_coverage(
+    call: Call, streams: Iterable[MediaStream], gaps: Iterable[Gap], now: datetime | None = None
+) -> Coverage:
     """Needs the call's streams and gaps (prefetched). A gap without a stream counts against both kinds."""
     span = call_span(call, now)
     streams, gaps = list(streams), list(gaps)
@@ -38,9 +40,7 @@ def call_coverage(call: Call, streams: Iterable[MediaStream], gaps: Iterable[Gap
             for stream in streams
             if stream.kind == kind and stream.connected_at
         ]
-        missing = [
-            (gap.started_at, gap.ended_at or span[1]) for gap in gaps if kinds.get(gap.stream_id, kind) == kind
-        ]
+        missing = [(gap.started_at, gap.ended_at or span[1]) for gap in gaps if kinds.get(gap.stream_id, kind) == kind]
         return _share(span, covered, missing)
 
     return Coverage(

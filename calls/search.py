@@ -12,8 +12,8 @@ from datetime import date
 from itertools import zip_longest
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -25,7 +25,7 @@ SEARCH_CONFIG = "english"
 # escaped and only the markers turned into <mark>.
 HIGHLIGHT_START = "\ue000"
 HIGHLIGHT_STOP = "\ue001"
-HEADLINE_OPTIONS = {"max_words": 30, "min_words": 12, "max_fragments": 2, "fragment_delimiter": " … "}
+HEADLINE_OPTIONS = {"max_words": 35, "min_words": 15}
 PHONE_PUNCTUATION = re.compile(r"[\s().-]")
 
 
@@ -81,7 +81,11 @@ def with_summary(calls: QuerySet[Call]) -> QuerySet[Call]:
             Subquery(segments.order_by().values("call").annotate(count=Count("pk")).values("count")[:1]), 0
         ),
         last_text=Subquery(latest.values("text")[:1]),
-        last_speaker=Subquery(latest.values("participant_raw_id")[:1]),
+        last_speaker=Subquery(
+            latest.values(speaker=Coalesce(NullIf(F("participant__display_name"), Value("")), F("participant_raw_id")))[
+                :1
+            ]
+        ),
     )
 
 

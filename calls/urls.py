@@ -1,12 +1,28 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
-from calls import views
+from calls import audio_views, control_views, views, webhooks
+
+# Staff controls (calls/control_views.py): POST only, no trailing slash.
+control_urls = [
+    path("streaming/start", control_views.start_streaming, name="calls-streaming-start"),
+    path("streaming/stop", control_views.stop_streaming, name="calls-streaming-stop"),
+    path("transcription/start", control_views.start_transcription, name="calls-transcription-start"),
+    path("transcription/stop", control_views.stop_transcription, name="calls-transcription-stop"),
+    path("hangup", control_views.hang_up, name="calls-hangup"),
+]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("calls/", views.call_list, name="calls-list"),
     path("calls/<uuid:call_id>/", views.call_detail, name="calls-detail"),
     path("calls/<uuid:call_id>/transcript.<str:export_format>", views.transcript_download, name="calls-transcript"),
+    path("calls/<uuid:call_id>/audio/<int:participant_id>.wav", audio_views.participant_audio, name="calls-audio"),
+    path("calls/<uuid:call_id>/audio/mixed.wav", audio_views.mixed_audio, name="calls-audio-mix"),
+    path("calls/new", control_views.new_call, name="calls-new"),
+    path("calls/<uuid:call_id>/", include(control_urls)),
+    # ACS webhooks (calls/webhooks.py).
+    path("api/callbacks", webhooks.callbacks, name="acs-callbacks"),
+    path("api/incoming-call", webhooks.incoming_call, name="acs-incoming-call"),
 ]

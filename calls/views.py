@@ -3,15 +3,65 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
-from django.contrib.auth.decorators import login_required, permission_required
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import Resolver404, resolve
 
-from calls.exports import CONTENT_TYPES, FORMATS, export_transcript, transcript_segments
+from calls import audit, login_throttle
+from calls.display import call_page_context
+from calls.exports import CONTENT_TYPES, FORMATS, export_transcript
+from calls.forms import CallFilterForm
 from calls.models import Call
+from calls.search import CallFilters, filter_calls, matching_segments, search_hits, with_summary
+from streaming.live import can_watch
 
-watch_required = permission_required("calls.watch_call", raise_exception=True)
+PAGE_SIZE = 25
+LIVE_CALLS_SHOWN = 200
+CONTROL_PERMISSION = "calls.control_call"
+
+
+def staff_watch_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Logged-in, active staff with calls.watch_call; anyone else logged in gets 403."""
+
+    @wraps(view)
+    @login_required
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not can_watch(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+class ThrottledLoginView(LoginView):
+    """Django's login, refused with 429 after too many failures (see calls/login_throttle.py)."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if login_throttle.is_locked_out(self._username(), login_throttle.client_address(request)):
+            response = self.render_to_response(self.get_context_data(locked_out=True), status=429)
+            response["Retry-After"] = str(settings.LOGIN_LOCKOUT_SECONDS)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        login_throttle.record_failure(self._username(), login_throttle.client_address(self.request))
+        return super().form_invalid(form)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        login_throttle.clear_failures(self._username(), login_throttle.client_address(self.request))
+        return super().form_valid(form)
+
+    def _username(self) -> str:
+        return self.request.POST.get("username", "")
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -22,29 +72,50 @@ def _get_call_for_viewer(call_id: uuid.UUID) -> Call:
     return get_object_or_404(Call.objects.prefetch_related("participants", "streams", "gaps"), pk=call_id)
 
 
-@login_required
-@watch_required
+def _url_exists(path: str) -> bool:
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
+
+
+@staff_watch_required
 def call_list(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "calls/call_list.html",
-        {"live_calls": Call.objects.live()[:200], "past_calls": Call.objects.ended()[:50]},
-    )
+    form = CallFilterForm(request.GET or None)
+    filters = form.filters() if form.is_bound else CallFilters()
+    text = form.search_text() if form.is_bound else ""
+    context: dict[str, Any] = {
+        "form": form,
+        "live_calls": with_summary(Call.objects.live()).order_by("-created_at")[:LIVE_CALLS_SHOWN],
+        "can_place_calls": request.user.has_perm(CONTROL_PERMISSION) and _url_exists("/calls/new"),
+        "search_text": text,
+        "state_labels": dict(Call.State.choices),
+    }
+    if text:
+        calls = filter_calls(Call.objects.all(), filters) if filters != CallFilters() else None
+        page = Paginator(matching_segments(text, calls), PAGE_SIZE).get_page(request.GET.get("page"))
+        context.update(page=page, hits=search_hits(text, list(page)))
+    else:
+        past_calls = with_summary(filter_calls(Call.objects.ended(), filters)).order_by("-created_at")
+        context["page"] = Paginator(past_calls, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "calls/call_list.html", context)
 
 
-@login_required
-@watch_required
+@staff_watch_required
 def call_detail(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
     call = _get_call_for_viewer(call_id)
-    return render(request, "calls/call_detail.html", {"call": call, "segments": transcript_segments(call)})
+    audit.record_access(request.user, call, audit.VIEW)
+    context = {**call_page_context(call), "can_control": request.user.has_perm(CONTROL_PERMISSION)}
+    return render(request, "calls/call_detail.html", context)
 
 
-@login_required
-@watch_required
+@staff_watch_required
 def transcript_download(request: HttpRequest, call_id: uuid.UUID, export_format: str) -> HttpResponse:
     if export_format not in FORMATS:
         raise Http404("Unknown transcript format")
     call = _get_call_for_viewer(call_id)
+    audit.record_access(request.user, call, audit.EXPORT, export_format)
     response = HttpResponse(export_transcript(call, export_format), content_type=CONTENT_TYPES[export_format])
     response["Content-Disposition"] = f'attachment; filename="call-{call.id}.{export_format}"'
     return response

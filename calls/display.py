@@ -1,0 +1,112 @@
+"""How a call's transcript is laid out on the call page and the admin change page: speaker turns of
+segments, each split into words with timings where ACS gave them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from calls.audio_files import audio_shift_ms, audio_tracks
+from calls.coverage import call_coverage
+from calls.exports import speaker
+from calls.models import TICKS_PER_MILLISECOND, Call, TranscriptSegment
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start_ms: int | None = None
+    end_ms: int | None = None
+    low_confidence: bool = False
+
+
+@dataclass(frozen=True)
+class Line:
+    segment: TranscriptSegment
+    words: list[Word]
+    low_confidence: bool
+
+
+@dataclass
+class Turn:
+    participant_raw_id: str
+    speaker: str
+    lines: list[Line] = field(default_factory=list)
+
+
+def speaker_turns(segments: Iterable[TranscriptSegment]) -> list[Turn]:
+    """Consecutive segments of one participant form a turn."""
+    turns: list[Turn] = []
+    for segment in segments:
+        if not turns or turns[-1].participant_raw_id != segment.participant_raw_id:
+            turns.append(Turn(segment.participant_raw_id, speaker(segment)))
+        turns[-1].lines.append(Line(segment, segment_words(segment), is_low_confidence(segment.confidence)))
+    return turns
+
+
+def is_low_confidence(confidence: float | None) -> bool:
+    return confidence is not None and confidence < settings.LOW_CONFIDENCE_THRESHOLD
+
+
+def segment_words(segment: TranscriptSegment) -> list[Word]:
+    """The display text's words, with ACS's word timings when they line up one to one.
+
+    ACS's words are lexical ("testing") while the text is display form ("Testing."), so timings are paired
+    by position only when the counts match; otherwise the text is shown without word timings.
+    """
+    tokens = segment.text.split()
+    timed: list[dict[str, Any]] = segment.words or []
+    if len(timed) != len(tokens):
+        return [Word(token) for token in tokens]
+    return [
+        Word(
+            token,
+            start_ms=word.get("offset", 0) // TICKS_PER_MILLISECOND,
+            end_ms=(word.get("offset", 0) + word.get("duration", 0)) // TICKS_PER_MILLISECOND,
+            low_confidence=is_low_confidence(word.get("confidence")),
+        )
+        for token, word in zip(tokens, timed, strict=True)
+    ]
+
+
+def clock(milliseconds: int | float | None) -> str:
+    """A transcript offset as M:SS, or H:MM:SS past an hour."""
+    seconds = int((milliseconds or 0) // 1000)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
+
+
+def control_states(call: Call) -> dict[str, bool]:
+    """Which control buttons apply to the call as it stands (static/calls/live.js mirrors this)."""
+    status = Call.StreamStatus
+    startable = (status.INACTIVE, status.FAILED)
+    stoppable = (status.ACTIVE, status.STARTING)
+    return {
+        "streaming_start": call.media_streaming_status in startable,
+        "streaming_stop": call.media_streaming_status in stoppable,
+        "transcription_start": call.transcription_status in startable,
+        "transcription_stop": call.transcription_status in stoppable,
+        "hangup": call.is_live,
+    }
+
+
+def call_page_context(call: Call) -> dict[str, Any]:
+    """What the call page and the admin's live panel render. Needs the call's participants, streams and
+    gaps prefetched. Segments are read up to the call's last_sequence as read with the call, so the live
+    feed resumes `?after=` exactly there without losing or repeating a line."""
+    segments = call.segments.filter(sequence__lte=call.last_sequence).select_related("participant").order_by("sequence")
+    return {
+        "call": call,
+        "turns": speaker_turns(segments),
+        "coverage": call_coverage(call, call.streams.all(), call.gaps.all()),
+        "gaps": list(call.gaps.all()),
+        "audio_tracks": audio_tracks(call),
+        "audio_shift_ms": audio_shift_ms(call),
+        "low_confidence_threshold": settings.LOW_CONFIDENCE_THRESHOLD,
+        "controls": control_states(call),
+        "state_labels": dict(Call.State.choices),
+    }

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import template
+
+from calls import display, exports
+from calls.models import Call, TranscriptSegment
+
+register = template.Library()
+
+
+@register.filter
+def call_label(call: Call) -> str:
+    """What staff call a call: the caller's name or number (static/calls/live.js callLabel mirrors this)."""
+    return call.caller_display_name or participant_label(call.caller) or str(call.id)
+
+
+@register.filter
+def participant_label(raw_id: str) -> str:
+    return raw_id.removeprefix("4:") if raw_id else ""
+
+
+@register.filter
+def speaker(segment: TranscriptSegment) -> str:
+    return exports.speaker(segment)
+
+
+@register.filter
+def clock(milliseconds: int | float | None) -> str:
+    return display.clock(milliseconds)
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    if value is None:
+        return ""
+    return display.clock(value.total_seconds() * 1000)
+
+
+@register.filter
+def percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.0%}"
