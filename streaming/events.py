@@ -9,12 +9,16 @@ database. Intermediate text carries no number: it is replaced by the final anywa
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 import uuid
+import weakref
+from collections import deque
 from typing import Literal, TypedDict
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 
 from calls.models import TICKS_PER_MILLISECOND, Call, MediaStream, TranscriptSegment
@@ -211,7 +215,7 @@ async def apublish(event: LiveEvent) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": HANDLER_TYPE, "event": event}
+    message = {"type": HANDLER_TYPE, "event": event, "published_at": time.time()}
     try:
         for group in _groups(event):
             await layer.group_send(group, message)
@@ -220,8 +224,59 @@ async def apublish(event: LiveEvent) -> None:
 
 
 def publish(event: LiveEvent) -> None:
-    """Synchronous `apublish`, for domain functions (run it from `transaction.on_commit`)."""
+    """`apublish` for synchronous domain functions (run it from `transaction.on_commit`).
+
+    In a server, domain functions run in database_sync_to_async's one worker thread. Waiting there
+    for the event loop and Redis would hold up every database call of the process behind each
+    publish, so the event is handed to the loop's outbox, which sends events in the order they were
+    published. Outside a server (management commands, sync tests) it is sent before returning.
+    """
+    loop = _server_loop()
+    if loop is not None:
+        try:
+            loop.call_soon_threadsafe(_add_to_outbox, event)
+            return
+        except RuntimeError:  # the loop has closed
+            pass
     async_to_sync(apublish)(event)
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop a database_sync_to_async worker thread was called from, if any."""
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is None or getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    return loop if loop.is_running() else None
+
+
+class _Outbox:
+    """One call's events waiting to be sent, in order. Different calls' events are sent concurrently:
+    only one call's sequence numbers must arrive in order."""
+
+    def __init__(self, outboxes: dict[str, _Outbox], call_id: str) -> None:
+        self.outboxes = outboxes
+        self.call_id = call_id
+        self.events: deque[LiveEvent] = deque()
+        self.sender = asyncio.ensure_future(self._send_all())
+
+    async def _send_all(self) -> None:
+        try:
+            while self.events:
+                await apublish(self.events.popleft())
+        finally:
+            del self.outboxes[self.call_id]
+
+
+_outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Outbox]] = weakref.WeakKeyDictionary()
+
+
+def _add_to_outbox(event: LiveEvent) -> None:
+    """Runs in the event loop's thread, so the outboxes need no lock."""
+    outboxes = _outboxes.setdefault(asyncio.get_running_loop(), {})
+    outbox = outboxes.get(event["call_id"])
+    if outbox is None:
+        outbox = outboxes[event["call_id"]] = _Outbox(outboxes, event["call_id"])
+    outbox.events.append(event)
 
 
 _last_failure_log = 0.0

@@ -1,18 +1,32 @@
-"""What one ACS media socket does with the packets it receives.
+"""What one ACS media socket does with the frames it receives.
 
-The audio path is parse + count + buffer: no ORM call, channel-layer send, log line or thread hop per
-frame (50 frames a second per participant). Counters reach the database every few seconds, audio
-files are written in batches off the event loop, and final transcript segments, the only per-packet
-database work, go through a per-socket writer that retries while the database is unavailable.
+The audio path is admit + parse + count + buffer: no ORM call, channel-layer send, metric, log line
+or thread hop per frame (50 frames a second per participant). Counters reach the database and
+Prometheus every STREAM_STATS_INTERVAL seconds, audio files are written in batches off the event
+loop, and final transcript segments, the only per-packet database work, go through a per-socket
+writer that retries while the database is unavailable and spills to a local journal
+(streaming/journal.py) when that lasts.
+
+Overload policy (docs/performance.md): `admit` runs before parsing. It refuses frames over
+MAX_MEDIA_MESSAGE_BYTES, sheds AudioData (never transcription) beyond the socket's audio rate cap
+or while the process is behind, and closes a socket that floods (4008: policy violation). Every refused or shed
+frame is counted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
+import sys
+import time
 import uuid
+import weakref
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import NamedTuple
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -21,7 +35,7 @@ from django.utils import timezone
 
 from calls import services
 from calls.models import MediaStream
-from streaming import events
+from streaming import events, journal, metrics
 from streaming.audio import AudioRecorder
 from streaming.packets import (
     AudioData,
@@ -42,7 +56,54 @@ TRANSCRIPTION = MediaStream.Kind.TRANSCRIPTION
 DEFAULT_FRAME_MS = 20
 RECORDED_GAP_MS = 1000  # audio gaps this long also become a Gap row the call page shows
 STORE_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
-DRAIN_TIMEOUT = 10.0
+DRAIN_TIMEOUT = 5.0  # how long a closing socket waits for its finals to be stored before journaling them
+SHUTDOWN_TIMEOUT = 20.0  # keep systemd's TimeoutStopSec above this
+FLOOD_WINDOWS = 2  # consecutive one-second windows over MEDIA_FLOOD_FRAMES_PER_SECOND before closing
+AUDIO_PEEK = 48  # an ACS AudioData frame names its kind (or its payload key) within its first 48 characters
+
+ACCEPT, DROP, CLOSE = "accept", "drop", "close"
+
+_shutting_down = False
+_live_sessions: weakref.WeakSet[MediaSession] = weakref.WeakSet()
+
+
+def shutting_down() -> bool:
+    return _shutting_down
+
+
+def begin_shutdown() -> None:
+    """SIGTERM: refuse new media sockets and report not ready, while open ones finish storing."""
+    global _shutting_down
+    if not _shutting_down:
+        logger.warning("Shutting down: media sockets store what they have and close")
+    _shutting_down = True
+
+
+def _shut_down_sessions() -> object:
+    """daphne's "before shutdown" trigger: Twisted waits for the returned Deferred before it drops
+    connections. daphne's own trigger, which cancels every application, fails when a connection
+    has no application (an idle keep-alive, a port probe), so this one does that job too."""
+    from twisted.internet.defer import Deferred
+
+    begin_shutdown()
+    done = Deferred.fromFuture(asyncio.ensure_future(_stop_everything()))
+    return done.addErrback(lambda failure: logger.error("Shutdown did not finish cleanly: %s", failure.value))
+
+
+async def _stop_everything() -> None:
+    sessions = [session.shut_down() for session in list(_live_sessions)]
+    if sessions:
+        await asyncio.wait_for(asyncio.gather(*sessions, return_exceptions=True), SHUTDOWN_TIMEOUT)
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    if others:
+        await asyncio.wait(others, timeout=5)
+
+
+def _looks_like_audio(frame: str | bytes) -> bool:
+    head = frame[:AUDIO_PEEK]
+    return ("udioData" in head) if isinstance(head, str) else (b"udioData" in head)
 
 
 class _Stream:
@@ -52,42 +113,166 @@ class _Stream:
         self.id = record.pk
         self.subscription_id = record.subscription_id
         self.sample_rate = record.sample_rate or 16000
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()  # counted since the last flush
+        self.unsaved: Counter[str] = Counter()  # flushed to metrics, not yet written to the database
+
+
+class _Final(NamedTuple):
+    """A final result waiting to be stored, with the stream it arrived on (a later metadata packet may
+    start a new subscription before it is stored)."""
+
+    packet: TranscriptionData
+    received_at: datetime
+    received_monotonic: float
+    stream_id: int
+    subscription_id: str
 
 
 class MediaSession:
-    def __init__(self, call_id: uuid.UUID, *, call_connection_id: str = "", correlation_id: str = "") -> None:
+    def __init__(
+        self,
+        call_id: uuid.UUID,
+        *,
+        call_connection_id: str = "",
+        correlation_id: str = "",
+        backlog: Callable[[], int] | None = None,
+    ) -> None:
         self.call_id = call_id
         self.call_connection_id = call_connection_id
         self.correlation_id = correlation_id
+        self.backlog = backlog or (lambda: 0)  # frames daphne has queued for this socket, unread
         self.streams: dict[str, _Stream] = {}
         self.unattributed: Counter[str] = Counter()  # counted before the socket's stream was known
+        self.counts: Counter[str] = Counter()  # for metrics only: refused, shed and metadata frames
         self.participants_seen: set[str] = set()
         self.last_frame_at: dict[str, datetime] = {}
         self.frame_ms = DEFAULT_FRAME_MS
         self.recorder: AudioRecorder | None = None
-        self.finals: deque[tuple[TranscriptionData, datetime]] = deque()
+        self.finals: deque[_Final] = deque()
         self._finals_ready = asyncio.Event()
-        self._store_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._closing_task: asyncio.Future[None] | None = None
+        self._closed = asyncio.Event()
+        self.on_shutdown: Callable[[], Awaitable[None]] | None = None  # set by the consumer
+        self._failing_since: float | None = None
+        self._loops: list[asyncio.Task[None]] = []  # the periodic flush and the finals writer
+        self._tasks: set[asyncio.Task[None]] = set()  # one-off database writes, awaited on close
         self._problems_logged = 0
+        # admission
+        self.max_bytes = settings.MAX_MEDIA_MESSAGE_BYTES
+        self.audio_cap = settings.MEDIA_MAX_AUDIO_FRAMES_PER_SECOND
+        self.flood_limit = settings.MEDIA_FLOOD_FRAMES_PER_SECOND
+        self.overload_lag = settings.OVERLOAD_LOOP_LAG
+        self._window_end = 0.0
+        self._window_frames = 0
+        self._window_backlog = 0
+        self._flood_windows = 0
+        self._flooded = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._spawn(self._flush_periodically())
-        self._spawn(self._write_finals())
+        start_background_work()
+        _live_sessions.add(self)
+        self._loops = [asyncio.ensure_future(self._flush_periodically()), asyncio.ensure_future(self._write_finals())]
 
     async def close(self) -> None:
-        """Store what is pending, flush counters and audio, and record the socket's streams as closed."""
-        await self._drain_finals()
-        for task in self._tasks:
-            task.cancel()
-        if self.recorder is not None:
-            await self.recorder.flush()
-        for stream in self.streams.values():
-            counters, stream.counters = dict(stream.counters), Counter()
-            await database_sync_to_async(services.close_stream)(stream_id=stream.id, counters=counters)
+        """Store what is pending (journaling what cannot be), flush counters and audio, and record
+        the socket's streams as closed. Safe to call again: later calls wait for the first."""
+        if self._closing_task is None:
+            self._closing_task = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing_task)
+
+    async def shut_down(self) -> None:
+        """The server is stopping: close, then let the consumer say goodbye (`on_shutdown`)."""
+        await self.close()
+        if self.on_shutdown is not None:
+            await self.on_shutdown()
+
+    async def _close(self) -> None:
+        self._closing = True
+        self._closed.set()
+        self._finals_ready.set()
+        try:
+            if self._loops:
+                await asyncio.wait(self._loops, timeout=DRAIN_TIMEOUT)
+            if self.finals:
+                await self._spill()
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=DRAIN_TIMEOUT)
+            if self.recorder is not None:
+                await self.recorder.flush()
+            self._report_counts()
+            for stream in self.streams.values():
+                await self._close_stream(stream)
+        except asyncio.CancelledError:
+            self._spill_now()  # daphne gave up waiting: keep the finals at least
+            raise
+        finally:
+            for task in self._loops:
+                task.cancel()
+            _live_sessions.discard(self)  # only now: a shutdown waits for sessions still closing
+
+    async def _close_stream(self, stream: _Stream) -> None:
+        counters = stream.unsaved + stream.counters
+        try:
+            await database_sync_to_async(services.close_stream)(stream_id=stream.id, counters=dict(counters))
+        except DatabaseError as error:
+            logger.error("call %s: stream %s not recorded as closed: %s", self.call_id, stream.id, error)
+            logger.error("call %s: its counters are lost: %s", self.call_id, dict(counters))
+
+    # --- admission: before parsing -----------------------------------------------------------
+
+    def admit(self, frame: str | bytes) -> str:
+        """ACCEPT, DROP (counted) or CLOSE (flooding). Cheap: no parsing."""
+        if len(frame) > self.max_bytes:
+            self.counts["oversized_frames"] += 1
+            self._counters_for(None)["malformed_packet_count"] += 1
+            self._log_problem("frame of %d bytes refused: larger than MAX_MEDIA_MESSAGE_BYTES", len(frame))
+            return DROP
+        if self._flooded:  # told to close; what it sent meanwhile is still read, but not its audio
+            if _looks_like_audio(frame):
+                self.counts["shed_closing"] += 1
+                return DROP
+            return ACCEPT
+        now = time.monotonic()
+        if now >= self._window_end and self._end_window(now):
+            self._flooded = True
+            return CLOSE
+        self._window_frames += 1
+        if self._window_frames > self.audio_cap:
+            if _looks_like_audio(frame):
+                self.counts["shed_rate"] += 1
+                return DROP
+        elif self._behind() and _looks_like_audio(frame):
+            self.counts["shed_overload"] += 1
+            return DROP
+        return ACCEPT
+
+    def _behind(self) -> bool:
+        """The process's event loop is late, or this socket has over a second of frames unread."""
+        return metrics.loop_lag.lag > self.overload_lag or self.backlog() > self.audio_cap
+
+    def _end_window(self, now: float) -> bool:
+        """Close a one-second window; True when the socket has flooded for FLOOD_WINDOWS in a row.
+
+        Frames that arrived = frames read + growth of daphne's queue, so a socket whose backlog is
+        being drained quickly after a stall is not mistaken for a flooding one.
+        """
+        backlog = self.backlog()
+        arrived = self._window_frames + backlog - self._window_backlog
+        self._flood_windows = self._flood_windows + 1 if arrived > self.flood_limit else 0
+        self._window_end, self._window_frames, self._window_backlog = now + 1.0, 0, backlog
+        if self._flood_windows >= FLOOD_WINDOWS:
+            logger.warning(
+                "call %s: media socket closed (4008, flooding): %d frames in one second, more than %d",
+                self.call_id,
+                arrived,
+                self.flood_limit,
+            )
+            metrics.closed_media_sockets.labels("flood").inc()
+            return True
+        return False
 
     # --- packets -----------------------------------------------------------------------------
 
@@ -109,11 +294,8 @@ class MediaSession:
 
     def note_malformed(self, error: PacketError) -> None:
         self._counters_for(None)["malformed_packet_count"] += 1
+        self.counts["parse_errors"] += 1
         self._log_problem("malformed packet: %s", error)
-
-    def note_oversized(self, size: int) -> None:
-        self._counters_for(None)["malformed_packet_count"] += 1
-        self._log_problem("frame of %d bytes refused: larger than MAX_MEDIA_MESSAGE_BYTES", size)
 
     async def _on_audio(self, packet: AudioData) -> None:
         stream = self.streams.get(AUDIO) or await self._open(AUDIO, None, None)
@@ -165,7 +347,8 @@ class MediaSession:
             self._first_seen(packet.participant_raw_id)
         if packet.is_final:
             stream.counters["final_count"] += 1
-            self.finals.append((packet, timezone.now()))
+            self.finals.append(_Final(packet, timezone.now(), time.monotonic(), stream.id, stream.subscription_id))
+            metrics.final_buffer_depth.inc()
             self._finals_ready.set()
         else:
             stream.counters["intermediate_count"] += 1
@@ -181,6 +364,7 @@ class MediaSession:
         )
         stream = await self._open(AUDIO, packet.subscription_id, metadata)
         stream.counters["packet_count"] += 1
+        self.counts["metadata_count"] += 1
         if packet.frame_length:
             self.frame_ms = max(1, round(packet.frame_length * 1000 / (2 * packet.sample_rate)))
 
@@ -190,6 +374,7 @@ class MediaSession:
         metadata = services.StreamMetadata(locale=packet.locale)
         stream = await self._open(TRANSCRIPTION, packet.subscription_id, metadata)
         stream.counters["packet_count"] += 1
+        self.counts["metadata_count"] += 1
 
     async def _open(self, kind: str, subscription_id: str | None, metadata: services.StreamMetadata | None) -> _Stream:
         previous = self.streams.get(kind)
@@ -207,7 +392,7 @@ class MediaSession:
         stream.counters.update(self.unattributed)
         self.unattributed.clear()
         if previous is not None:  # a new subscription on the same socket: close the old record
-            await database_sync_to_async(services.close_stream)(stream_id=previous.id, counters=dict(previous.counters))
+            await self._close_stream(previous)
         if kind == AUDIO and settings.AUDIO_CAPTURE and self.recorder is None:
             self.recorder = AudioRecorder(self.call_id, stream.sample_rate)
         return stream
@@ -221,40 +406,65 @@ class MediaSession:
         if participant:
             self._spawn(database_sync_to_async(services.ensure_participant)(call_id=self.call_id, raw_id=participant))
 
-    # --- background work ---------------------------------------------------------------------
+    # --- final segments ----------------------------------------------------------------------
 
     async def _write_finals(self) -> None:
-        while True:
+        while not (self._closing and not self.finals):
             await self._finals_ready.wait()
-            await self._store_pending_finals()
-
-    async def _store_pending_finals(self) -> None:
-        """Store queued finals in arrival order, retrying while the database is unavailable."""
-        async with self._store_lock:  # the background writer and the closing drain share the queue
+            self._finals_ready.clear()
             await self._store_queued_finals()
+            if self._closing and self._failing_since is not None:
+                return  # the database is down: close() journals the rest
 
     async def _store_queued_finals(self) -> None:
+        """Store queued finals in arrival order, in batches (one thread hop each), retrying while the
+        database is unavailable and journaling once more than MAX_BUFFERED_FINALS are waiting."""
         attempt = 0
         while self.finals:
-            packet, received_at = self.finals[0]
-            try:
-                await database_sync_to_async(self._store_final)(packet, received_at)
-            except DatabaseError as error:
-                delay = STORE_RETRY_DELAYS[min(attempt, len(STORE_RETRY_DELAYS) - 1)]
-                attempt += 1
-                self._log_problem("final segment not stored yet (%s); retrying in %.1f s", error, delay)
-                await asyncio.sleep(delay)
+            batch = list(self.finals)
+            stored, error = await database_sync_to_async(self._store_batch, thread_sensitive=False)(batch)
+            self._forget_stored(batch[:stored])
+            if error is None:
+                if self._failing_since is not None:
+                    logger.warning("call %s: database back; final segments stored again", self.call_id)
+                    self._failing_since = None
+                    replayer.wake()
+                attempt = 0
                 continue
-            attempt = 0
-            self.finals.popleft()
-        self._finals_ready.clear()
+            self._failing_since = self._failing_since or time.monotonic()
+            if self._closing:
+                return
+            if len(self.finals) > settings.MAX_BUFFERED_FINALS:
+                await self._spill()
+            delay = STORE_RETRY_DELAYS[min(attempt, len(STORE_RETRY_DELAYS) - 1)]
+            attempt += 1
+            self._log_problem("final segments not stored yet (%s); retrying in %.1f s", error, delay)
+            await asyncio.sleep(delay)
 
-    def _store_final(self, packet: TranscriptionData, received_at: datetime) -> None:
-        stream = self.streams.get(TRANSCRIPTION)
+    def _store_batch(self, batch: list[_Final]) -> tuple[int, DatabaseError | None]:
+        for index, final in enumerate(batch):
+            try:
+                self._store_final(final)
+            except DatabaseError as error:
+                return index, error
+        return len(batch), None
+
+    def _forget_stored(self, stored: list[_Final]) -> None:
+        now = time.monotonic()
+        for final in stored:
+            if self.finals and self.finals[0] is final:  # a spill may have emptied the queue meanwhile
+                self.finals.popleft()
+                metrics.final_buffer_depth.dec()
+            metrics.final_store_seconds.observe(now - final.received_monotonic)
+        if stored:
+            metrics.finals_stored.inc(len(stored))
+
+    def _store_final(self, final: _Final) -> None:
+        packet = final.packet
         services.store_final_segment(
             call_id=self.call_id,
-            stream_id=stream.id if stream else None,
-            subscription_id=stream.subscription_id if stream else "",
+            stream_id=final.stream_id,
+            subscription_id=final.subscription_id,
             participant_raw_id=packet.participant_raw_id,
             text=packet.text,
             confidence=packet.confidence,
@@ -264,24 +474,50 @@ class MediaSession:
                 {"text": word.text, "offset": word.offset_ticks, "duration": word.duration_ticks}
                 for word in packet.words
             ],
-            received_at=received_at,
+            received_at=final.received_at,
         )
 
-    async def _drain_finals(self) -> None:
+    async def _spill(self) -> None:
+        """Move every queued final to the journal (durably) and out of memory."""
+        pending, self.finals = list(self.finals), deque()
+        entries = [journal.entry_for(self.call_id, final) for final in pending]
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, journal.append, entries)
+        except OSError as error:
+            self.finals.extendleft(reversed(pending))
+            logger.error("call %s: %d final segments could not be journaled: %s", self.call_id, len(pending), error)
+            return
+        self._journaled(len(pending))
+
+    def _spill_now(self) -> None:
+        """`_spill` without awaiting, for when this task is being cancelled."""
         if not self.finals:
             return
+        pending, self.finals = list(self.finals), deque()
         try:
-            await asyncio.wait_for(self._store_pending_finals(), timeout=DRAIN_TIMEOUT)
-        except TimeoutError:
-            logger.error(
-                "call %s: %d final segments could not be stored before the socket closed",
-                self.call_id,
-                len(self.finals),
-            )
+            journal.append(journal.entry_for(self.call_id, final) for final in pending)
+        except OSError as error:
+            logger.error("call %s: %d final segments lost: %s", self.call_id, len(pending), error)
+            return
+        self._journaled(len(pending))
+
+    def _journaled(self, count: int) -> None:
+        metrics.final_buffer_depth.dec(count)
+        metrics.finals_journaled.inc(count)
+        logger.warning("call %s: %d final segments journaled until the database is back", self.call_id, count)
+        replayer.wake()
+
+    # --- counters ----------------------------------------------------------------------------
 
     async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(settings.STREAM_STATS_INTERVAL)
+        # Sockets that opened together (a deploy, a reconnect storm) would otherwise all flush at once.
+        interval = settings.STREAM_STATS_INTERVAL * random.uniform(0.1, 1.0)  # noqa: S311 - not security
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), interval)
+            interval = settings.STREAM_STATS_INTERVAL
+            if self._closing:
+                return
             try:
                 await self.flush()
             except DatabaseError as error:
@@ -290,13 +526,24 @@ class MediaSession:
     async def flush(self) -> None:
         if self.recorder is not None:
             await self.recorder.flush()
+        self._report_counts()
         for stream in self.streams.values():
-            counters, stream.counters = dict(stream.counters), Counter()
-            try:
-                await database_sync_to_async(services.add_stream_counters)(stream_id=stream.id, counters=counters)
-            except DatabaseError:
-                stream.counters.update(counters)
-                raise
+            if stream.unsaved:
+                await database_sync_to_async(services.add_stream_counters)(
+                    stream_id=stream.id, counters=dict(stream.unsaved)
+                )
+                stream.unsaved = Counter()
+
+    def _report_counts(self) -> None:
+        """Add what was counted since the last report to the metrics; the database write follows."""
+        counts, self.counts = self.counts, Counter()
+        for stream in self.streams.values():
+            counts.update(stream.counters)
+            stream.unsaved.update(stream.counters)
+            stream.counters = Counter()
+        metrics.add_session_counts(counts)
+
+    # --- helpers -----------------------------------------------------------------------------
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -315,3 +562,63 @@ class MediaSession:
             logger.warning(
                 f"call %s: {message} (problem #%d on this socket)", self.call_id, *args, self._problems_logged
             )
+
+
+class JournalReplayer:
+    """Stores journaled finals: when a process starts serving, when a socket finds the database back,
+    and every INTERVAL seconds while journal files exist."""
+
+    INTERVAL = 5.0
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+
+    def ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._wake = asyncio.Event()
+            self._task = asyncio.ensure_future(self._run())
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            if journal.pending_files():
+                try:
+                    replayed = await database_sync_to_async(journal.replay)()
+                except Exception:
+                    logger.exception("Finals journal replay failed")
+                else:
+                    if replayed:
+                        metrics.finals_replayed.inc(replayed)
+                        logger.warning("Stored %d journaled final segments", replayed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.INTERVAL)
+            self._wake.clear()
+
+
+replayer = JournalReplayer()
+
+
+def start_background_work() -> None:
+    """The process-wide work media sockets rely on, in a daphne process (not under test
+    communicators): loop-lag measurement, journal replay, and noticing that daphne is stopping.
+
+    Under daphne, SIGTERM stops the Twisted reactor, whose "before shutdown" triggers run before the
+    cancelled consumers do: from then on new media sockets are refused and /readyz says 503.
+    """
+    global _started_in
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None or not getattr(reactor, "running", False):
+        return
+    metrics.loop_lag.ensure_running()
+    replayer.ensure_running()
+    if _started_in is not reactor:
+        reactor.addSystemEventTrigger("before", "shutdown", _shut_down_sessions)
+        _started_in = reactor
+
+
+_started_in: object = None

@@ -80,6 +80,7 @@ def run_app_server(port: int | None = None, **environment: str) -> Iterator[AppS
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "DEBUG": "True",
         "PYTHONUNBUFFERED": "1",
+        "RECOVERY_WORKER": "False",  # a test that wants the recovery worker thread asks for it
         **environment,
     }
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"callscribe-daphne-{port}.log"  # noqa: S108

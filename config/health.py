@@ -1,0 +1,82 @@
+"""Probes for load balancers and orchestrators, and the Prometheus metrics page.
+
+/healthz: the process answers. /readyz: it can do its job (database and channel layer reachable,
+not shutting down); a load balancer stops sending it new sockets on 503. /metrics: Prometheus
+text format, only with `Authorization: Bearer <METRICS_TOKEN>`, and 404 while no token is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+
+from streaming import ingest, metrics
+
+CHECK_TIMEOUT = 2.0
+
+
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok\n", content_type="text/plain")
+
+
+@never_cache
+async def readyz(request: HttpRequest) -> HttpResponse:
+    ingest.start_background_work()  # replays a journal left by an earlier run as soon as the process serves
+    problems = []
+    if ingest.shutting_down():
+        problems.append("shutting down")
+    if not await _database_reachable():
+        problems.append("database unreachable")
+    if not await _channel_layer_reachable():
+        problems.append("channel layer unreachable")
+    if problems:
+        return HttpResponse("\n".join(problems) + "\n", status=503, content_type="text/plain")
+    return HttpResponse("ready\n", content_type="text/plain")
+
+
+def _select_one() -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()
+
+
+async def _database_reachable() -> bool:
+    # Its own thread: the shared database thread may be busy storing transcripts.
+    try:
+        await asyncio.wait_for(sync_to_async(_select_one, thread_sensitive=False)(), CHECK_TIMEOUT)
+    except Exception:  # any failure to answer means not ready
+        return False
+    return True
+
+
+async def _channel_layer_reachable() -> bool:
+    layer = get_channel_layer()
+    if layer is None:
+        return True
+    try:  # a send to an empty group touches Redis and delivers nothing
+        await asyncio.wait_for(layer.group_send("readiness-probe", {"type": "readiness.probe"}), CHECK_TIMEOUT)
+    except Exception:
+        return False
+    return True
+
+
+@never_cache
+def metrics_page(request: HttpRequest) -> HttpResponse:
+    token = settings.METRICS_TOKEN
+    if not token:
+        raise Http404("metrics are off")
+    offered = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(offered.encode(), f"Bearer {token}".encode()):
+        return HttpResponse("metrics need the bearer token\n", status=401, content_type="text/plain")
+    body, content_type = metrics.exposition()
+    return HttpResponse(body, content_type=content_type)
