@@ -152,21 +152,13 @@ def end_call(call: Call, *, state: str, reason: str) -> None:
 
 
 def learn_connection(call: Call, info: acs.ConnectionInfo) -> list[str]:
-    """Fill in ACS's ids on a (locked) call where they are still missing; returns the changed fields."""
-    changed = []
-    connection_id = info.call_connection_id
-    if (
-        connection_id
-        and not call.call_connection_id
-        and not Call.objects.filter(call_connection_id=connection_id).exists()
-    ):
-        call.call_connection_id = connection_id
-        changed.append("call_connection_id")
-    for field in ("server_call_id", "correlation_id"):
-        if getattr(info, field) and not getattr(call, field):
-            setattr(call, field, getattr(info, field))
-            changed.append(field)
-    return changed
+    """Fill in ACS's ids from answer/create or a callback; returns the changed fields."""
+    return services.learn_acs_ids(
+        call,
+        call_connection_id=info.call_connection_id,
+        server_call_id=info.server_call_id,
+        correlation_id=info.correlation_id,
+    )
 
 
 # --- answering and placing calls -------------------------------------------------------------------

@@ -129,7 +129,8 @@ def open_stream(
     """
     now = timezone.now()
     call = Call.objects.select_for_update().get(pk=call_id)
-    _learn_acs_ids(call, call_connection_id, correlation_id)
+    if changed := learn_acs_ids(call, call_connection_id=call_connection_id, correlation_id=correlation_id):
+        call.save(update_fields=changed)
     stream = _find_or_create_stream(call, kind, subscription_id)
     if metadata is not None:
         for field, value in vars(metadata).items():
@@ -146,8 +147,13 @@ def open_stream(
     return stream
 
 
-def _learn_acs_ids(call: Call, call_connection_id: str, correlation_id: str) -> None:
-    """Fill in ACS's ids from the socket's headers when answer/create has not returned them yet."""
+def learn_acs_ids(
+    call: Call, *, call_connection_id: str = "", server_call_id: str = "", correlation_id: str = ""
+) -> list[str]:
+    """Fill in ACS's ids on a (locked) call where they are still missing; returns the changed fields.
+
+    Media sockets, callbacks and answer/create each learn them; whichever arrives first wins.
+    """
     changed = []
     if (
         call_connection_id
@@ -156,11 +162,11 @@ def _learn_acs_ids(call: Call, call_connection_id: str, correlation_id: str) -> 
     ):
         call.call_connection_id = call_connection_id
         changed.append("call_connection_id")
-    if correlation_id and not call.correlation_id:
-        call.correlation_id = correlation_id
-        changed.append("correlation_id")
-    if changed:
-        call.save(update_fields=changed)
+    for field, value in (("server_call_id", server_call_id), ("correlation_id", correlation_id)):
+        if value and not getattr(call, field):
+            setattr(call, field, value)
+            changed.append(field)
+    return changed
 
 
 def _find_or_create_stream(call: Call, kind: str, subscription_id: str | None) -> MediaStream:

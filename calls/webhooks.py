@@ -230,6 +230,10 @@ def _raw_id(identifier: object) -> str:
 
 
 def _stream_started(call: Call, stream: StreamKind, data: dict[str, Any]) -> None:
+    if not getattr(call, stream.wanted_field) or getattr(call, stream.status_field) == Status.STOPPING:
+        # A late notice (callbacks are not ordered, reference 3.1) for a stream staff have since
+        # asked to stop: it must not mark it active again or close the gap the stop opened.
+        return
     setattr(call, stream.status_field, Status.ACTIVE)
     control.save_call(call, [stream.status_field], stream.change)
     control.close_gaps(call, stream)
