@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -48,15 +49,64 @@ def _error(status: int, message: str) -> JsonResponse:
 
 
 def _json_events(body: bytes) -> list[dict[str, Any]]:
-    """A JSON array of event objects (a single object is taken as an array of one)."""
+    """A JSON array of event objects (a single object is taken as an array of one), checked before
+    anything is stored: a value the database cannot hold is a clear 400, never a 500 halfway through."""
+    if b"\\u0000" in body:
+        raise ValueError("The body contains a NUL character (\\u0000), which cannot be stored.")
     try:
-        parsed = json.loads(body)
+        parsed = json.loads(body, parse_float=_finite_float, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("The body is nested too deeply.") from None
     except ValueError as error:
         raise ValueError(f"The body is not valid JSON: {error}") from None
     items = parsed if isinstance(parsed, list) else [parsed]
     if not all(isinstance(item, dict) for item in items):
         raise ValueError("Expected a JSON array of event objects.")
+    for index, item in enumerate(items):
+        _check_event(item, f"Event {index}")
     return items
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return number
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+MAX_ID_LENGTH = 200  # CallEvent.type and event_id, Call.call_connection_id and correlation_id
+MAX_RAW_ID_LENGTH = 300  # Participant.raw_id, Call.caller, callee and caller_display_name
+
+
+def _check_event(event: dict[str, Any], where: str) -> None:
+    for key in ("id", "type", "eventType"):
+        _check_text(event.get(key), f"{where}: `{key}`", MAX_ID_LENGTH, numbers_allowed=key == "id")
+    data = event.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in ("callConnectionId", "correlationId"):
+        _check_text(data.get(key), f"{where}: `data.{key}`", MAX_ID_LENGTH)
+    _check_text(data.get("callerDisplayName"), f"{where}: `data.callerDisplayName`", MAX_RAW_ID_LENGTH)
+    participants = data.get("participants")
+    if participants is not None and not isinstance(participants, list):
+        raise ValueError(f"{where}: `data.participants` must be a list.")
+    identifiers = [entry.get("identifier") for entry in participants or [] if isinstance(entry, dict)]
+    for identifier in [*identifiers, data.get("from"), data.get("to")]:
+        if len(_raw_id(identifier)) > MAX_RAW_ID_LENGTH:
+            raise ValueError(f"{where}: a participant's raw id is longer than {MAX_RAW_ID_LENGTH} characters.")
+
+
+def _check_text(value: object, what: str, max_length: int, *, numbers_allowed: bool = False) -> None:
+    if value is None or (numbers_allowed and isinstance(value, int) and not isinstance(value, bool)):
+        value = "" if value is None else str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string.")
+    if len(value) > max_length:
+        raise ValueError(f"{what} is longer than {max_length} characters.")
 
 
 # --- mid-call callbacks --------------------------------------------------------------------------------
@@ -141,10 +191,12 @@ def _event_time(value: object) -> datetime:
 
 
 def _int(value: object) -> int | None:
+    """An integer that fits a 32-bit column (result codes, sequence numbers), else None."""
     try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if -(2**31) <= number < 2**31 else None
 
 
 def _result_message(data: dict[str, Any]) -> str:

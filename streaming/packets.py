@@ -19,8 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+# Limits match the columns the values are stored in (calls/models.py), so a packet that parses
+# can always be stored.
 MAX_TEXT_LENGTH = 20_000
-MAX_IDENTIFIER_LENGTH = 300
+MAX_IDENTIFIER_LENGTH = 300  # participantRawID
+MAX_SUBSCRIPTION_ID_LENGTH = 200  # subscriptionId, callConnectionId, correlationId
+MAX_SHORT_LENGTH = 20  # encoding, locale
+MAX_SAMPLE_RATE = 384_000
+MAX_CHANNELS = 32
+MAX_FRAME_LENGTH = 1 << 24
 MAX_WORDS = 2_000
 
 
@@ -159,11 +166,11 @@ def _payload(envelope: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def _parse_audio_metadata(payload: dict[str, Any]) -> AudioMetadata:
     return AudioMetadata(
-        subscription_id=_string(payload, "subscriptionid", "AudioMetadata"),
-        encoding=_string(payload, "encoding", "AudioMetadata") or "PCM",
-        sample_rate=_integer(payload, "samplerate", "AudioMetadata", default=16000, minimum=1),
-        channels=_integer(payload, "channels", "AudioMetadata", default=1, minimum=1),
-        frame_length=_optional_integer(payload, "length", "AudioMetadata"),
+        subscription_id=_string(payload, "subscriptionid", "AudioMetadata", MAX_SUBSCRIPTION_ID_LENGTH),
+        encoding=_string(payload, "encoding", "AudioMetadata", MAX_SHORT_LENGTH) or "PCM",
+        sample_rate=_integer(payload, "samplerate", "AudioMetadata", default=16000, minimum=1, maximum=MAX_SAMPLE_RATE),
+        channels=_integer(payload, "channels", "AudioMetadata", default=1, minimum=1, maximum=MAX_CHANNELS),
+        frame_length=_optional_integer(payload, "length", "AudioMetadata", maximum=MAX_FRAME_LENGTH),
     )
 
 
@@ -197,10 +204,10 @@ def _parse_dtmf_data(payload: dict[str, Any]) -> DtmfData:
 def _parse_transcription_metadata(payload: dict[str, Any]) -> TranscriptionMetadata:
     where = "TranscriptionMetadata"
     return TranscriptionMetadata(
-        subscription_id=_string(payload, "subscriptionid", where),
-        locale=_string(payload, "locale", where),
-        call_connection_id=_string(payload, "callconnectionid", where),
-        correlation_id=_string(payload, "correlationid", where),
+        subscription_id=_string(payload, "subscriptionid", where, MAX_SUBSCRIPTION_ID_LENGTH),
+        locale=_string(payload, "locale", where, MAX_SHORT_LENGTH),
+        call_connection_id=_string(payload, "callconnectionid", where, MAX_SUBSCRIPTION_ID_LENGTH),
+        correlation_id=_string(payload, "correlationid", where, MAX_SUBSCRIPTION_ID_LENGTH),
         speech_model_endpoint_id=_string(payload, "speechrecognitionmodelendpointid", where),
     )
 
@@ -247,16 +254,16 @@ def _string(payload: dict[str, Any], key: str, where: str, max_length: int = MAX
     return value
 
 
-def _integer(payload: dict[str, Any], key: str, where: str, default: int, minimum: int) -> int:
-    value = _optional_integer(payload, key, where)
-    if value is None:
-        return default
-    if value < minimum:
-        raise PacketError(f"{where}.{key} must be at least {minimum}, got {value}")
-    return value
+def _integer(
+    payload: dict[str, Any], key: str, where: str, default: int, minimum: int, maximum: int = 2**63 - 1
+) -> int:
+    value = _optional_integer(payload, key, where, minimum, maximum)
+    return default if value is None else value
 
 
-def _optional_integer(payload: dict[str, Any], key: str, where: str) -> int | None:
+def _optional_integer(
+    payload: dict[str, Any], key: str, where: str, minimum: int = 1, maximum: int = 2**63 - 1
+) -> int | None:
     value = payload.get(key)
     if value is None:
         return None
@@ -264,8 +271,10 @@ def _optional_integer(payload: dict[str, Any], key: str, where: str) -> int | No
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise PacketError(f"{where}.{key} must be an integer, got {_type_name(value)}")
-    if value.bit_length() > 63:
+    if value.bit_length() > 63 or value > maximum:
         raise PacketError(f"{where}.{key} is out of range: {value}")
+    if value < minimum:
+        raise PacketError(f"{where}.{key} must be at least {minimum}, got {value}")
     return value
 
 

@@ -123,6 +123,45 @@ def test_malformed_json_gets_a_clear_400(client: Client, signed: dict[str, str],
     assert response.json()["error"].startswith("The body is not valid JSON")
 
 
+HOSTILE_CALLBACKS = {
+    "nested too deeply": "[" * 5000 + "]" * 5000,
+    "NUL character": json.dumps([cloud_event("CallConnected", correlationId="a\u0000b")]),
+    "`type` is longer than 200": json.dumps([{**cloud_event("CallConnected"), "type": "X" * 500}]),
+    "`id` is longer than 200": json.dumps([{**cloud_event("CallConnected"), "id": "i" * 500}]),
+    "is out of range": json.dumps([cloud_event("CallConnected")]).replace('"specversion"', '"n": 1e400, "specversion"'),
+    "NaN is not a JSON number": json.dumps([cloud_event("CallConnected", resultInformation={"code": float("nan")})]),
+    "`id` must be a string": json.dumps([{**cloud_event("CallConnected"), "id": {"a": 1}}]),
+    "`data.callConnectionId` is longer": json.dumps([cloud_event("CallConnected", "c" * 500)]),
+    "`data.participants` must be a list": json.dumps([cloud_event("ParticipantsUpdated", participants=5)]),
+    "raw id is longer than 300": json.dumps([cloud_event("ParticipantsUpdated", **participants(1, "4:" + "9" * 400))]),
+}
+
+
+@pytest.mark.parametrize(("problem", "body"), HOSTILE_CALLBACKS.items(), ids=HOSTILE_CALLBACKS.keys())
+def test_a_callback_the_database_cannot_hold_gets_a_clear_400_and_changes_nothing(
+    client: Client, signed: dict[str, str], live_call: Call, problem: str, body: str
+) -> None:
+    good_event = cloud_event("CallConnected")
+    batch = body[:-1] + ", " + json.dumps(good_event) + "]" if body.startswith("[{") else body
+
+    response = client.post(callback_path(live_call), data=batch, content_type="application/json", **signed)
+
+    assert response.status_code == 400
+    assert problem in response.json()["error"]
+    assert not CallEvent.objects.exists()  # not even the good event beside it
+    assert Call.objects.get(pk=live_call.pk).state == Call.State.CONNECTING
+
+
+def test_out_of_range_result_codes_are_kept_in_the_payload_only(
+    client: Client, signed: dict[str, str], live_call: Call
+) -> None:
+    event = cloud_event("CallConnected", resultInformation={"code": 10**20, "subCode": "8523x", "message": "odd"})
+    assert post_events(client, [event], callback_path(live_call), **signed).status_code == 200
+    stored = CallEvent.objects.get()
+    assert (stored.result_code, stored.result_subcode, stored.result_message) == (None, None, "odd")
+    assert stored.payload["data"]["resultInformation"]["code"] == 10**20
+
+
 def test_call_connected_is_stored_and_connects_the_call(
     client: Client, signed: dict[str, str], live_call: Call
 ) -> None:
@@ -343,6 +382,21 @@ def test_it_allows_event_grid_cloudevents_delivery(client: Client, acs_settings:
     )
     assert response.status_code == 200
     assert response["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+
+
+def test_an_incoming_call_with_an_overlong_caller_name_gets_a_clear_400(
+    client: Client, acs_settings: SettingsWrapper
+) -> None:
+    event = {
+        "id": "incoming-long",
+        "eventType": "Microsoft.Communication.IncomingCall",
+        "data": {"from": {"rawId": CALLER}, "callerDisplayName": "D" * 1000, "incomingCallContext": "blob"},
+    }
+    response = post_events(client, [event], f"/api/incoming-call?secret={INCOMING_CALL_SECRET}")
+
+    assert response.status_code == 400
+    assert "callerDisplayName` is longer than 300" in response.json()["error"]
+    assert not Call.objects.exists()
 
 
 def test_a_redelivered_incoming_call_creates_one_call(client: Client, acs_settings: SettingsWrapper) -> None:

@@ -171,6 +171,30 @@ async def test_bad_frames_leave_the_socket_open_and_lose_nothing(call: Call) -> 
     await check()
 
 
+async def test_metadata_the_database_cannot_hold_is_refused_and_the_socket_goes_on(call: Call) -> None:
+    media = await open_media_socket(call)
+    too_long = {"kind": "TranscriptionMetadata", "transcriptionMetadata": {"subscriptionId": "s" * 250}}
+    too_fast = {"kind": "AudioMetadata", "audioMetadata": {"subscriptionId": "a", "sampleRate": 2**40}}
+    await stream_frames(
+        media,
+        [
+            json.dumps(too_long),
+            json.dumps(too_fast),
+            acs.transcription_metadata(),
+            acs.transcription_data(acs.CALLER, "Still here.", 5),
+        ],
+    )
+    assert await media.receive_nothing()
+    await media.disconnect()
+
+    @database_sync_to_async
+    def check() -> None:
+        assert [text for _, text, _ in stored(call)] == ["Still here."]
+        assert MediaStream.objects.get(call=call).malformed_packet_count == 2
+
+    await check()
+
+
 async def test_it_detects_gaps_in_audio_from_timestamps(call: Call) -> None:
     media = await open_media_socket(call)
     frames = [acs.audio_metadata()] + [acs.audio_data(acs.CALLER, frame) for frame in (*range(5), *range(60, 65))]

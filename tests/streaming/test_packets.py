@@ -176,6 +176,14 @@ def test_audio_data_decodes_its_pcm_on_request() -> None:
         ('{"kind": "AudioMetadata", "audioMetadata": {"sampleRate": "16000"}}', "samplerate must be an integer"),
         ('{"kind": "AudioMetadata", "audioMetadata": {"sampleRate": true}}', "samplerate must be an integer"),
         ('{"kind": "AudioMetadata", "audioMetadata": {"sampleRate": 0}}', "at least 1"),
+        ('{"kind": "AudioMetadata", "audioMetadata": {"sampleRate": 1099511627776}}', "samplerate is out of range"),
+        ('{"kind": "AudioMetadata", "audioMetadata": {"length": -640}}', "length must be at least 1"),
+        ('{"kind": "AudioMetadata", "audioMetadata": {"encoding": "' + "E" * 21 + '"}}', "encoding is 21 characters"),
+        (
+            '{"kind": "TranscriptionMetadata", "transcriptionMetadata": {"subscriptionId": "' + "s" * 201 + '"}}',
+            "subscriptionid is 201 characters long, more than 200",
+        ),
+        ('{"kind": "TranscriptionMetadata", "transcriptionMetadata": {"locale": "' + "x" * 50 + '"}}', "locale is 50"),
         ('{"kind": "TranscriptionData", "transcriptionData": {"text": "x"}}', "resultStatus is missing"),
         (
             '{"kind": "TranscriptionData", "transcriptionData": {"text": 5, "resultStatus": "Final"}}',
