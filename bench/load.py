@@ -28,6 +28,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 FRAME_SECONDS = 0.020
+GOLDEN_RATIO = 0.6180339887  # spreads call phases evenly over an interval, for any number of calls
 SLOTS = 20  # calls are spread over the 20 one-millisecond slots of a tick, as independent calls would be
 SAMPLE_RATE = 16000
 TICKS_PER_SECOND = 10_000_000
@@ -49,6 +50,9 @@ class LoadPlan:
     seconds: float = 30.0
     final_every: float = 3.0  # one final per participant this often, preceded by intermediates
     intermediates: int = 2
+    # False: each call speaks at its own moment, as independent calls do. True: every call's finals
+    # arrive in the same 20 ms (the worst case: a burst of one final per call at once).
+    synchronised_finals: bool = False
     audio_only: bool = False
     start_delay: float = 0.0  # seconds after the common start before this group of calls begins
 
@@ -297,9 +301,10 @@ class Load:
         """(due time, frame, final id) for every transcription packet of a call, in time order."""
         schedule = []
         every = plan.final_every
+        call_phase = 0.0 if plan.synchronised_finals else every * ((target.index * GOLDEN_RATIO) % 1.0)
         for p in range(plan.participants):
             participant = participant_id(target.index, p)
-            phase = every * (p + 1) / plan.participants
+            phase = call_phase + every * (p + 1) / plan.participants
             utterance = 0
             while phase + utterance * every <= plan.seconds:
                 due = phase + utterance * every

@@ -245,6 +245,7 @@ def run_once(args: argparse.Namespace, kind: str, cookie: str, log_dir: Path) ->
             seconds=args.seconds,
             final_every=args.final_every,
             audio_only=args.audio_only,
+            synchronised_finals=args.synchronised_finals,
         )
         extra_load = None
         if extra:
@@ -253,6 +254,7 @@ def run_once(args: argparse.Namespace, kind: str, cookie: str, log_dir: Path) ->
                 seconds=args.overload_seconds,
                 final_every=args.final_every,
                 audio_only=args.audio_only,
+                synchronised_finals=args.synchronised_finals,
                 start_delay=args.overload_after,
             )
             extra_load = (extra, extra_plan)
@@ -423,6 +425,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--viewers", type=int, default=None, help="live viewers (one per call); default: every call")
     parser.add_argument("--final-every", type=float, default=3.0, help="seconds between a participant's finals")
+    parser.add_argument(
+        "--synchronised-finals",
+        action="store_true",
+        help="every call sends its finals at the same moment (worst-case bursts); default: spread out",
+    )
     parser.add_argument("--audio-only", action="store_true", help="no transcription socket, no viewers")
     parser.add_argument("--audio-capture", action="store_true", help="run the server with AUDIO_CAPTURE=True")
     parser.add_argument("--no-baseline", action="store_true")

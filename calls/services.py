@@ -7,7 +7,10 @@ viewer never sees a change that was rolled back.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +21,8 @@ from django.utils import timezone
 
 from calls.models import Call, Gap, MediaStream, Participant, TranscriptSegment
 from streaming import events
+
+logger = logging.getLogger(__name__)
 
 STREAM_COUNTER_FIELDS = (
     "packet_count",
@@ -46,6 +51,27 @@ def next_sequence(call_id: uuid.UUID) -> int:
     if row is None:
         raise Call.DoesNotExist(f"no call {call_id}")
     return row[0]
+
+
+def take_sequences(counts: Mapping[uuid.UUID, int]) -> dict[uuid.UUID, int]:
+    """Take a block of `count` consecutive live-feed numbers for each call, in one statement; returns
+    the first number of each block. The calls are locked in id order, so two processes storing finals
+    of the same calls cannot deadlock."""
+    ids = sorted(counts)
+    table = Call._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS call SET last_sequence = call.last_sequence + taken.count "  # noqa: S608 - table name only
+            f"FROM (SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE) AS locked, "
+            "unnest(%s::uuid[], %s::bigint[]) AS taken(id, count) "
+            "WHERE call.id = locked.id AND call.id = taken.id RETURNING call.id, call.last_sequence",
+            [ids, ids, [counts[call_id] for call_id in ids]],
+        )
+        rows = cursor.fetchall()
+    if len(rows) != len(ids):
+        missing = set(ids) - {call_id for call_id, _ in rows}
+        raise Call.DoesNotExist(f"no call {', '.join(map(str, missing))}")
+    return {call_id: last - counts[call_id] + 1 for call_id, last in rows}
 
 
 def _publish_on_commit(event: events.LiveEvent) -> None:
@@ -264,3 +290,55 @@ def store_final_segment(
     except IntegrityError:
         return None
     return segment
+
+
+def store_final_segments(finals: Sequence[Mapping[str, Any]]) -> list[TranscriptSegment | None]:
+    """Store several final results (each `store_final_segment`'s arguments) in one transaction: one
+    query for their speakers, one for their sequence numbers and one multi-row INSERT, instead of a
+    transaction each. Each is published after commit.
+
+    When any of them cannot go in together (a redelivery hits the unique constraint, a call was
+    deleted), they are stored one by one instead, so the others still land.
+    """
+    if not finals:
+        return []
+    try:
+        speakers = _participants_for(finals)
+        with transaction.atomic():
+            next_numbers = take_sequences(Counter(final["call_id"] for final in finals))
+            segments = []
+            for final in finals:
+                sequence = next_numbers[final["call_id"]]
+                next_numbers[final["call_id"]] += 1
+                speaker = speakers.get((final["call_id"], final["participant_raw_id"]))
+                segments.append(TranscriptSegment(**final, participant=speaker, sequence=sequence))
+            TranscriptSegment.objects.bulk_create(segments)
+            for segment in segments:
+                _publish_on_commit(events.segment_event(segment))
+    except (IntegrityError, Call.DoesNotExist):
+        return [_store_final_alone(final) for final in finals]
+    return segments
+
+
+def _store_final_alone(final: Mapping[str, Any]) -> TranscriptSegment | None:
+    try:
+        return store_final_segment(**final)
+    except (Call.DoesNotExist, IntegrityError):  # a duplicate is not an error there: a missing call is
+        logger.warning("Final segment for call %s dropped: the call no longer exists", final["call_id"])
+        return None
+
+
+def _participants_for(finals: Sequence[Mapping[str, Any]]) -> dict[tuple[uuid.UUID, str], Participant]:
+    """The Participant of each (call, raw id) among `finals`, created where missing."""
+    wanted = {(final["call_id"], final["participant_raw_id"]) for final in finals if final["participant_raw_id"]}
+    if not wanted:
+        return {}
+    found = {
+        (participant.call_id, participant.raw_id): participant
+        for participant in Participant.objects.filter(
+            call_id__in={call_id for call_id, _ in wanted}, raw_id__in={raw_id for _, raw_id in wanted}
+        )
+    }
+    for call_id, raw_id in wanted - found.keys():
+        found[call_id, raw_id] = ensure_participant(call_id=call_id, raw_id=raw_id)
+    return found

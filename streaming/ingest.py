@@ -25,12 +25,14 @@ import uuid
 import weakref
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from calls import services
@@ -126,6 +128,25 @@ class _Final(NamedTuple):
     received_monotonic: float
     stream_id: int
     subscription_id: str
+
+    def arguments(self, call_id: uuid.UUID) -> dict[str, Any]:
+        """What `services.store_final_segment` (and the journal) needs to store this final."""
+        packet = self.packet
+        return {
+            "call_id": call_id,
+            "stream_id": self.stream_id,
+            "subscription_id": self.subscription_id,
+            "participant_raw_id": packet.participant_raw_id,
+            "text": packet.text,
+            "confidence": packet.confidence,
+            "offset_ticks": packet.offset_ticks,
+            "duration_ticks": packet.duration_ticks,
+            "words": [
+                {"text": word.text, "offset": word.offset_ticks, "duration": word.duration_ticks}
+                for word in packet.words
+            ],
+            "received_at": self.received_at,
+        }
 
 
 class MediaSession:
@@ -422,7 +443,7 @@ class MediaSession:
         attempt = 0
         while self.finals:
             batch = list(self.finals)
-            stored, error = await database_sync_to_async(self._store_batch, thread_sensitive=False)(batch)
+            stored, error = await writer.store([final.arguments(self.call_id) for final in batch])
             self._forget_stored(batch[:stored])
             if error is None:
                 if self._failing_since is not None:
@@ -441,14 +462,6 @@ class MediaSession:
             self._log_problem("final segments not stored yet (%s); retrying in %.1f s", error, delay)
             await asyncio.sleep(delay)
 
-    def _store_batch(self, batch: list[_Final]) -> tuple[int, DatabaseError | None]:
-        for index, final in enumerate(batch):
-            try:
-                self._store_final(final)
-            except DatabaseError as error:
-                return index, error
-        return len(batch), None
-
     def _forget_stored(self, stored: list[_Final]) -> None:
         now = time.monotonic()
         for final in stored:
@@ -459,28 +472,10 @@ class MediaSession:
         if stored:
             metrics.finals_stored.inc(len(stored))
 
-    def _store_final(self, final: _Final) -> None:
-        packet = final.packet
-        services.store_final_segment(
-            call_id=self.call_id,
-            stream_id=final.stream_id,
-            subscription_id=final.subscription_id,
-            participant_raw_id=packet.participant_raw_id,
-            text=packet.text,
-            confidence=packet.confidence,
-            offset_ticks=packet.offset_ticks,
-            duration_ticks=packet.duration_ticks,
-            words=[
-                {"text": word.text, "offset": word.offset_ticks, "duration": word.duration_ticks}
-                for word in packet.words
-            ],
-            received_at=final.received_at,
-        )
-
     async def _spill(self) -> None:
         """Move every queued final to the journal (durably) and out of memory."""
         pending, self.finals = list(self.finals), deque()
-        entries = [journal.entry_for(self.call_id, final) for final in pending]
+        entries = [journal.entry_for(final.arguments(self.call_id)) for final in pending]
         try:
             await asyncio.get_running_loop().run_in_executor(None, journal.append, entries)
         except OSError as error:
@@ -495,7 +490,7 @@ class MediaSession:
             return
         pending, self.finals = list(self.finals), deque()
         try:
-            journal.append(journal.entry_for(self.call_id, final) for final in pending)
+            journal.append(journal.entry_for(final.arguments(self.call_id)) for final in pending)
         except OSError as error:
             logger.error("call %s: %d final segments lost: %s", self.call_id, len(pending), error)
             return
@@ -562,6 +557,103 @@ class MediaSession:
             logger.warning(
                 f"call %s: {message} (problem #%d on this socket)", self.call_id, *args, self._problems_logged
             )
+
+
+class _Request(NamedTuple):
+    finals: list[dict[str, Any]]
+    done: asyncio.Future[tuple[int, DatabaseError | None]]
+
+
+class FinalsWriter:
+    """Stores every media socket's final segments for this process, on one thread of its own.
+
+    Finals that arrive while a store is running go together in the next one: one transaction for
+    many calls' finals (`services.store_final_segments`). Few database round trips per final matter
+    twice over: each costs the database time, and after each the writer thread must win the GIL back
+    from the busy event loop, which is what made stores slow under load (docs/performance.md).
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finals-writer")
+        self._store = sync_to_async(_store_together, thread_sensitive=False, executor=self._executor)
+        self._waiting: list[_Request] = []
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def store(self, finals: list[dict[str, Any]]) -> tuple[int, DatabaseError | None]:
+        """Store `finals` (store_final_segment's arguments, in order) together with whatever else is
+        waiting. Returns how many were stored and the error that stopped the rest, if any."""
+        self._ensure_running()
+        request = _Request(finals, asyncio.get_running_loop().create_future())
+        self._waiting.append(request)
+        self._wake.set()
+        return await request.done
+
+    def _ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._waiting = [request for request in self._waiting if request.done.get_loop() is loop]
+            self._wake = asyncio.Event()
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        requests: list[_Request] = []
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._waiting:
+                    requests, self._waiting = [r for r in self._waiting if not r.done.done()], []
+                    try:
+                        outcomes = await self._store([request.finals for request in requests])
+                    except Exception as error:  # not a database error: the sockets that asked log it
+                        outcomes = [error] * len(requests)
+                    for request, outcome in zip(requests, outcomes, strict=True):
+                        if request.done.done():
+                            continue
+                        if isinstance(outcome, Exception):
+                            request.done.set_exception(outcome)
+                        else:
+                            request.done.set_result(outcome)
+                    requests = []
+        finally:  # cancelled (the server is stopping): whoever still waits retries, or journals
+            for request in requests + self._waiting:
+                if not request.done.done():
+                    request.done.set_result((0, DatabaseError("the finals writer stopped")))
+            self._waiting = []
+
+
+def _store_together(requests: list[list[dict[str, Any]]]) -> list[tuple[int, DatabaseError | None]]:
+    """In the writer's thread: every request in one transaction, or, if that fails, each on its own,
+    so one socket's bad luck does not hold up the others.
+
+    The thread keeps its database connection from one store to the next without the usual health
+    check (one more round trip per store) and drops it after any error, so the next store reconnects.
+    """
+    try:
+        services.store_final_segments([arguments for finals in requests for arguments in finals])
+    except DatabaseError:
+        _drop_connection()
+        return [_store_in_order(finals) for finals in requests]
+    return [(len(finals), None) for finals in requests]
+
+
+def _store_in_order(finals: list[dict[str, Any]]) -> tuple[int, DatabaseError | None]:
+    for index, arguments in enumerate(finals):
+        try:
+            services.store_final_segment(**arguments)
+        except DatabaseError as error:
+            _drop_connection()
+            return index, error
+    return len(finals), None
+
+
+def _drop_connection() -> None:
+    with contextlib.suppress(DatabaseError):
+        connection.close()
+
+
+writer = FinalsWriter()
 
 
 class JournalReplayer:

@@ -143,21 +143,9 @@ def _replay_file(path: Path, store: Callable[[dict[str, Any]], None]) -> tuple[i
     return done, True
 
 
-def entry_for(call_id: uuid.UUID, final: Any) -> dict[str, Any]:
+def entry_for(arguments: dict[str, Any]) -> dict[str, Any]:
     """A journal entry: store_final_segment's arguments, as JSON."""
-    packet = final.packet
-    return {
-        "call_id": str(call_id),
-        "stream_id": final.stream_id,
-        "subscription_id": final.subscription_id,
-        "participant_raw_id": packet.participant_raw_id,
-        "text": packet.text,
-        "confidence": packet.confidence,
-        "offset_ticks": packet.offset_ticks,
-        "duration_ticks": packet.duration_ticks,
-        "words": [{"text": w.text, "offset": w.offset_ticks, "duration": w.duration_ticks} for w in packet.words],
-        "received_at": final.received_at.isoformat(),
-    }
+    return {**arguments, "call_id": str(arguments["call_id"]), "received_at": arguments["received_at"].isoformat()}
 
 
 def store_entry(entry: dict[str, Any]) -> None:

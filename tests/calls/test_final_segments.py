@@ -1,0 +1,99 @@
+"""Storing several final segments at once: what the media sockets' shared writer relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from calls import services
+from calls.models import Call, Participant, TranscriptSegment
+from tests.calls.conftest import new_call
+from tests.streaming import acs_packets as acs
+
+pytestmark = pytest.mark.django_db
+
+
+def final(call: Call, text: str, offset: int, participant: str = acs.CALLER) -> dict[str, Any]:
+    return {
+        "call_id": call.id,
+        "stream_id": None,
+        "subscription_id": acs.TRANSCRIPTION_SUBSCRIPTION,
+        "participant_raw_id": participant,
+        "text": text,
+        "confidence": 0.9,
+        "offset_ticks": offset,
+        "duration_ticks": 5,
+        "words": [{"text": text, "offset": offset, "duration": 5}],
+        "received_at": timezone.now(),
+    }
+
+
+def transcript(call: Call) -> list[tuple[int, str, str]]:
+    return list(
+        TranscriptSegment.objects.filter(call=call)
+        .order_by("sequence")
+        .values_list("sequence", "text", "participant__raw_id")
+    )
+
+
+def test_finals_of_several_calls_are_numbered_per_call_in_arrival_order() -> None:
+    first, second = new_call(), new_call()
+    first_start, second_start = first.last_sequence, second.last_sequence
+
+    segments = services.store_final_segments(
+        [
+            final(first, "A one", 1),
+            final(second, "B one", 1),
+            final(first, "A two", 2, participant=acs.AGENT),
+            final(second, "B two", 2),
+            final(first, "A three", 3),
+        ]
+    )
+
+    assert all(segment is not None for segment in segments)
+    assert transcript(first) == [
+        (first_start + 1, "A one", acs.CALLER),
+        (first_start + 2, "A two", acs.AGENT),
+        (first_start + 3, "A three", acs.CALLER),
+    ]
+    assert transcript(second) == [(second_start + 1, "B one", acs.CALLER), (second_start + 2, "B two", acs.CALLER)]
+    first.refresh_from_db()
+    assert first.last_sequence == first_start + 3
+    assert Participant.objects.filter(call=first).count() == 2
+
+
+def test_many_finals_cost_the_queries_of_one(django_assert_max_num_queries) -> None:
+    calls = [new_call() for _ in range(4)]
+    services.store_final_segments([final(call, "warm up", 0) for call in calls])  # speakers exist now
+
+    # Speakers, sequence numbers, one INSERT, and the savepoint and release standing in for BEGIN and
+    # COMMIT inside the test's own transaction.
+    with django_assert_max_num_queries(5):
+        services.store_final_segments([final(call, f"line {n}", n) for n in range(1, 6) for call in calls])
+
+    assert [TranscriptSegment.objects.filter(call=call).count() for call in calls] == [6, 6, 6, 6]
+
+
+def test_a_redelivered_final_is_skipped_and_the_rest_of_the_batch_still_lands() -> None:
+    call = new_call()
+    services.store_final_segments([final(call, "Hello.", 1)])
+
+    first, second = services.store_final_segments([final(call, "Hello.", 1), final(call, "Goodbye.", 2)])
+
+    assert first is None
+    assert second is not None and second.text == "Goodbye."
+    assert [text for _, text, _ in transcript(call)] == ["Hello.", "Goodbye."]
+
+
+@pytest.mark.django_db(transaction=True)  # foreign keys are checked at commit, as in production
+def test_a_final_for_a_deleted_call_is_dropped_without_losing_the_others() -> None:
+    kept, deleted = new_call(), new_call()
+    doomed = final(deleted, "Nobody hears this.", 1)
+    deleted.delete()
+
+    results = services.store_final_segments([doomed, final(kept, "Still here.", 1)])
+
+    assert results[0] is None
+    assert [text for _, text, _ in transcript(kept)] == ["Still here."]

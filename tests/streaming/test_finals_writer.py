@@ -1,0 +1,40 @@
+"""The process's finals writer: many sockets' finals in one store, one socket's bad data isolated."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from calls.models import TranscriptSegment
+from streaming.ingest import writer
+from tests.calls.conftest import new_call
+from tests.calls.test_final_segments import final
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_finals_from_many_sockets_are_stored_together_and_all_land() -> None:
+    calls = [await sync_to_async(new_call)() for _ in range(5)]
+
+    outcomes = await asyncio.gather(
+        *(writer.store([final(call, f"{n} from {index}", n) for n in range(1, 4)]) for index, call in enumerate(calls))
+    )
+
+    assert outcomes == [(3, None)] * 5
+    assert await TranscriptSegment.objects.acount() == 15
+
+
+async def test_one_sockets_bad_final_does_not_hold_up_the_others() -> None:
+    good_call, bad_call = await sync_to_async(new_call)(), await sync_to_async(new_call)()
+    bad = [final(bad_call, "fine", 1), final(bad_call, "a NUL \x00 the database refuses", 2), final(bad_call, "x", 3)]
+
+    (stored_bad, error), good_outcome = await asyncio.gather(
+        writer.store(bad), writer.store([final(good_call, "Hello.", 1)])
+    )
+
+    assert good_outcome == (1, None)
+    assert stored_bad == 1 and error is not None  # stored up to the bad one; the socket retries the rest
+    texts = [segment.text async for segment in TranscriptSegment.objects.order_by("call_id", "sequence")]
+    assert sorted(texts) == ["Hello.", "fine"]
