@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -16,6 +17,12 @@ from calls.recovery import start_worker_thread  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
 start_worker_thread()  # only when settings.RECOVERY_WORKER is on
+
+# What is loaded by now lives as long as the process: frozen, the garbage collector's full passes skip
+# it, and a larger youngest generation makes them rarer. With the defaults, those passes paused the
+# event loop for up to ~40 ms under load (docs/performance.md, "Garbage collection").
+gc.freeze()
+gc.set_threshold(100_000, 20, 100)
 
 application = ProtocolTypeRouter(
     {
