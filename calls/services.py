@@ -212,11 +212,22 @@ def _set_stream_status(call: Call, kind: str, status: str) -> None:
         call.save(update_fields=[field])
 
 
-def add_stream_counters(*, stream_id: int, counters: dict[str, int]) -> None:
-    """Add a socket's counters since its last flush to the stream record, without a read."""
-    changes = {field: F(field) + value for field, value in counters.items() if value}
-    if changes:
-        MediaStream.objects.filter(pk=stream_id).update(**changes)
+def add_stream_counters(counters: Mapping[int, Mapping[str, int]]) -> None:
+    """Add what sockets counted since their last write to their stream records (stream id → counters),
+    in one statement and without a read: a process writes every open stream's counters together."""
+    if not counters:
+        return
+    ids = sorted(counters)
+    table = MediaStream._meta.db_table
+    fields = STREAM_COUNTER_FIELDS
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS stream SET "  # noqa: S608 - table and column names only
+            + ", ".join(f"{field} = stream.{field} + added.{field}" for field in fields)
+            + f" FROM unnest(%s::bigint[], {', '.join(['%s::bigint[]'] * len(fields))})"
+            + f" AS added(id, {', '.join(fields)}) WHERE stream.id = added.id",
+            [ids, *([counters[stream_id].get(field, 0) for stream_id in ids] for field in fields)],
+        )
 
 
 @transaction.atomic
@@ -228,7 +239,7 @@ def close_stream(*, stream_id: int, counters: dict[str, int]) -> None:
     # Lock the call first (as open_stream and the webhooks do), so a drop racing ACS's failure
     # callback sees the status that callback set and the outage gets one gap, not two.
     call = Call.objects.select_for_update().get(pk=stream.call_id)
-    add_stream_counters(stream_id=stream_id, counters=counters)
+    add_stream_counters({stream_id: counters})
     stream.disconnected_at = now
     stream.save(update_fields=["disconnected_at"])
     status = call.media_streaming_status if stream.kind == MediaStream.Kind.AUDIO else call.transcription_status

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from calls import services
@@ -96,6 +96,7 @@ async def _stop_everything() -> None:
     sessions = [session.shut_down() for session in list(_live_sessions)]
     if sessions:
         await asyncio.wait_for(asyncio.gather(*sessions, return_exceptions=True), SHUTDOWN_TIMEOUT)
+    await stream_counters.write()  # a closing socket writes its own; this is what failed before
     others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
     for task in others:
         task.cancel()
@@ -235,12 +236,12 @@ class MediaSession:
             _live_sessions.discard(self)  # only now: a shutdown waits for sessions still closing
 
     async def _close_stream(self, stream: _Stream) -> None:
-        counters = stream.unsaved + stream.counters
+        counters = stream.unsaved + stream.counters + stream_counters.take(stream.id)
         try:
             await database_sync_to_async(services.close_stream)(stream_id=stream.id, counters=dict(counters))
         except DatabaseError as error:
             logger.error("call %s: stream %s not recorded as closed: %s", self.call_id, stream.id, error)
-            logger.error("call %s: its counters are lost: %s", self.call_id, dict(counters))
+            stream_counters.add(stream.id, counters)  # written with the others when the database is back
 
     # --- admission: before parsing -----------------------------------------------------------
 
@@ -513,20 +514,16 @@ class MediaSession:
             interval = settings.STREAM_STATS_INTERVAL
             if self._closing:
                 return
-            try:
-                await self.flush()
-            except DatabaseError as error:
-                self._log_problem("stream counters not saved yet: %s", error)
+            await self.flush()
 
     async def flush(self) -> None:
+        """Write buffered audio, and hand the counters to the metrics and to `stream_counters`."""
         if self.recorder is not None:
             await self.recorder.flush()
         self._report_counts()
         for stream in self.streams.values():
             if stream.unsaved:
-                await database_sync_to_async(services.add_stream_counters)(
-                    stream_id=stream.id, counters=dict(stream.unsaved)
-                )
+                stream_counters.add(stream.id, stream.unsaved)
                 stream.unsaved = Counter()
 
     def _report_counts(self) -> None:
@@ -557,6 +554,54 @@ class MediaSession:
             logger.warning(
                 f"call %s: {message} (problem #%d on this socket)", self.call_id, *args, self._problems_logged
             )
+
+
+class StreamCounters:
+    """Every socket's stream counters not yet in the database, written for the whole process in one
+    statement every STREAM_STATS_INTERVAL. A write per socket instead cost ~10 % of a core at 100 calls
+    and stalled the event loop (docs/performance.md). A closing socket takes its stream's share back
+    and writes it with the stream's closing, so a closed stream's counts are complete."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, Counter[str]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+
+    def add(self, stream_id: int, counters: Counter[str]) -> None:
+        self.pending.setdefault(stream_id, Counter()).update(counters)
+
+    def take(self, stream_id: int) -> Counter[str]:
+        return self.pending.pop(stream_id, Counter())
+
+    def ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(settings.STREAM_STATS_INTERVAL)
+            await self.write()
+
+    async def write(self) -> None:
+        pending, self.pending = self.pending, {}
+        if not pending:
+            return
+        try:
+            await database_sync_to_async(services.add_stream_counters)(pending)
+        except DatabaseError as error:
+            for stream_id, counters in pending.items():
+                self.add(stream_id, counters)
+            self._failures += 1
+            if self._failures <= 5 or self._failures % 100 == 0:
+                logger.warning(
+                    "Stream counters of %d streams not saved yet (kept for the next try): %s", len(pending), error
+                )
+        else:
+            self._failures = 0
+
+
+stream_counters = StreamCounters()
 
 
 class _Request(NamedTuple):
@@ -624,14 +669,18 @@ class FinalsWriter:
 
 
 def _store_together(requests: list[list[dict[str, Any]]]) -> list[tuple[int, DatabaseError | None]]:
-    """In the writer's thread: every request in one transaction, or, if that fails, each on its own,
-    so one socket's bad luck does not hold up the others.
+    """In the writer's thread: every request in one transaction. When the database is unreachable,
+    every socket retries later; when one socket's data is the trouble, each request is stored on its
+    own, so that socket does not hold up the others.
 
     The thread keeps its database connection from one store to the next without the usual health
     check (one more round trip per store) and drops it after any error, so the next store reconnects.
     """
     try:
         services.store_final_segments([arguments for finals in requests for arguments in finals])
+    except (OperationalError, InterfaceError) as error:  # the database is unreachable: all retry later
+        _drop_connection()
+        return [(0, error)] * len(requests)
     except DatabaseError:
         _drop_connection()
         return [_store_in_order(finals) for finals in requests]
@@ -708,6 +757,7 @@ def start_background_work() -> None:
         return
     metrics.loop_lag.ensure_running()
     replayer.ensure_running()
+    stream_counters.ensure_running()
     if _started_in is not reactor:
         reactor.addSystemEventTrigger("before", "shutdown", _shut_down_sessions)
         _started_in = reactor

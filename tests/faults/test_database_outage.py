@@ -27,6 +27,13 @@ def final(text: str, offset: int) -> str:
     return acs.transcription_data(acs.CALLER, text, offset * 10_000_000)
 
 
+def transcription_packets(database: PrivatePostgres, call_id: object) -> int:
+    rows = database.query(
+        "SELECT packet_count FROM calls_mediastream WHERE call_id = %s AND kind = 'transcription'", call_id
+    )
+    return rows[0][0] if rows else 0
+
+
 async def eventually(condition, timeout: float = 30.0) -> bool:
     return await asyncio.to_thread(wait_until, condition, timeout)
 
@@ -51,6 +58,8 @@ async def test_finals_sent_while_postgres_restarts_are_stored_once_and_the_socke
 
             expected = ["Before the outage.", *during, "After the outage."]
             assert await eventually(lambda: sorted(stored_texts(private_postgres, call_id)) == sorted(expected))
+            # The counters that could not be written meanwhile are, without waiting for the socket to close.
+            assert await eventually(lambda: transcription_packets(private_postgres, call_id) == 1 + len(expected))
             await asyncio.wait_for(await media.ping(), 10)  # the socket is still open
         assert "journaled until the database is back" in server.log()
     assert len(stored_texts(private_postgres, call_id)) == len(expected)  # once each
