@@ -5,7 +5,7 @@ environment, prometheus-client keeps every process's values in files there and /
 up (docs/deployment.md). Without it (development, tests) each process reports its own.
 
 The media socket's hot path never touches a metric: a session counts packets in plain integers and
-adds them here when it flushes its counters to the database, every STREAM_STATS_INTERVAL seconds.
+adds them here every STREAM_STATS_INTERVAL seconds, when it hands its counters on to the database.
 """
 
 from __future__ import annotations

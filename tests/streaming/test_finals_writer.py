@@ -1,4 +1,5 @@
-"""The process's finals writer: many sockets' finals in one store, one socket's bad data isolated."""
+"""The process's finals writer (streaming/storage.py): many sockets' finals in one store, and one
+socket's bad data kept from holding up the others."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from calls.models import TranscriptSegment
-from streaming.ingest import writer
+from streaming.storage import finals_writer
 from tests.calls.conftest import new_call
 from tests.calls.test_final_segments import final
 
@@ -19,7 +20,10 @@ async def test_finals_from_many_sockets_are_stored_together_and_all_land() -> No
     calls = [await sync_to_async(new_call)() for _ in range(5)]
 
     outcomes = await asyncio.gather(
-        *(writer.store([final(call, f"{n} from {index}", n) for n in range(1, 4)]) for index, call in enumerate(calls))
+        *(
+            finals_writer.store([final(call, f"{n} from {index}", n) for n in range(1, 4)])
+            for index, call in enumerate(calls)
+        )
     )
 
     assert outcomes == [(3, None)] * 5
@@ -31,7 +35,7 @@ async def test_one_sockets_bad_final_does_not_hold_up_the_others() -> None:
     bad = [final(bad_call, "fine", 1), final(bad_call, "a NUL \x00 the database refuses", 2), final(bad_call, "x", 3)]
 
     (stored_bad, error), good_outcome = await asyncio.gather(
-        writer.store(bad), writer.store([final(good_call, "Hello.", 1)])
+        finals_writer.store(bad), finals_writer.store([final(good_call, "Hello.", 1)])
     )
 
     assert good_outcome == (1, None)

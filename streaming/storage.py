@@ -1,0 +1,175 @@
+"""What a daphne process writes to the database for all its media sockets together.
+
+`FinalsWriter` stores final transcript segments on one thread of its own, many sockets' finals per
+transaction; `StreamCounters` writes every open stream's counters in one statement per interval.
+Writing per socket instead cost a thread hop, a transaction and several round trips each, and under
+load the thread's contention with the event loop for the GIL made every store slow
+(docs/performance.md). Sockets queue, retry and journal their own finals (streaming/ingest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+
+from calls import services
+
+logger = logging.getLogger(__name__)
+
+
+class StreamCounters:
+    """Every socket's stream counters not yet in the database, written for the whole process in one
+    statement every STREAM_STATS_INTERVAL. A write per socket instead cost ~10 % of a core at 100 calls
+    and stalled the event loop (docs/performance.md). A closing socket takes its stream's share back
+    and writes it with the stream's closing, so a closed stream's counts are complete."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, Counter[str]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+
+    def add(self, stream_id: int, counters: Counter[str]) -> None:
+        self.pending.setdefault(stream_id, Counter()).update(counters)
+
+    def take(self, stream_id: int) -> Counter[str]:
+        return self.pending.pop(stream_id, Counter())
+
+    def ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(settings.STREAM_STATS_INTERVAL)
+            await self.write()
+
+    async def write(self) -> None:
+        pending, self.pending = self.pending, {}
+        if not pending:
+            return
+        try:
+            await database_sync_to_async(services.add_stream_counters)(pending)
+        except DatabaseError as error:
+            for stream_id, counters in pending.items():
+                self.add(stream_id, counters)
+            self._failures += 1
+            if self._failures <= 5 or self._failures % 100 == 0:
+                logger.warning(
+                    "Stream counters of %d streams not saved yet (kept for the next try): %s", len(pending), error
+                )
+        else:
+            self._failures = 0
+
+
+stream_counters = StreamCounters()
+
+
+class _Request(NamedTuple):
+    finals: list[dict[str, Any]]
+    done: asyncio.Future[tuple[int, DatabaseError | None]]
+
+
+class FinalsWriter:
+    """Stores every media socket's final segments for this process, on one thread of its own.
+
+    Finals that arrive while a store is running go together in the next one: one transaction for
+    many calls' finals (`services.store_final_segments`). Few database round trips per final matter
+    twice over: each costs the database time, and after each the writer thread must win the GIL back
+    from the busy event loop, which is what made stores slow under load (docs/performance.md).
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finals-writer")
+        self._store = sync_to_async(_store_together, thread_sensitive=False, executor=self._executor)
+        self._waiting: list[_Request] = []
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def store(self, finals: list[dict[str, Any]]) -> tuple[int, DatabaseError | None]:
+        """Store `finals` (store_final_segment's arguments, in order) together with whatever else is
+        waiting. Returns how many were stored and the error that stopped the rest, if any."""
+        self._ensure_running()
+        request = _Request(finals, asyncio.get_running_loop().create_future())
+        self._waiting.append(request)
+        self._wake.set()
+        return await request.done
+
+    def _ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._waiting = [request for request in self._waiting if request.done.get_loop() is loop]
+            self._wake = asyncio.Event()
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        requests: list[_Request] = []
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._waiting:
+                    requests, self._waiting = [r for r in self._waiting if not r.done.done()], []
+                    try:
+                        outcomes = await self._store([request.finals for request in requests])
+                    except Exception as error:  # not a database error: the sockets that asked log it
+                        outcomes = [error] * len(requests)
+                    for request, outcome in zip(requests, outcomes, strict=True):
+                        if request.done.done():
+                            continue
+                        if isinstance(outcome, Exception):
+                            request.done.set_exception(outcome)
+                        else:
+                            request.done.set_result(outcome)
+                    requests = []
+        finally:  # cancelled (the server is stopping): whoever still waits retries, or journals
+            for request in requests + self._waiting:
+                if not request.done.done():
+                    request.done.set_result((0, DatabaseError("the finals writer stopped")))
+            self._waiting = []
+
+
+def _store_together(requests: list[list[dict[str, Any]]]) -> list[tuple[int, DatabaseError | None]]:
+    """In the writer's thread: every request in one transaction. When the database is unreachable,
+    every socket retries later; when one socket's data is the trouble, each request is stored on its
+    own, so that socket does not hold up the others.
+
+    The thread keeps its database connection from one store to the next without the usual health
+    check (one more round trip per store) and drops it after any error, so the next store reconnects.
+    """
+    try:
+        services.store_final_segments([arguments for finals in requests for arguments in finals])
+    except (OperationalError, InterfaceError) as error:  # the database is unreachable: all retry later
+        _drop_connection()
+        return [(0, error)] * len(requests)
+    except DatabaseError:
+        _drop_connection()
+        return [_store_in_order(finals) for finals in requests]
+    return [(len(finals), None) for finals in requests]
+
+
+def _store_in_order(finals: list[dict[str, Any]]) -> tuple[int, DatabaseError | None]:
+    for index, arguments in enumerate(finals):
+        try:
+            services.store_final_segment(**arguments)
+        except DatabaseError as error:
+            _drop_connection()
+            return index, error
+    return len(finals), None
+
+
+def _drop_connection() -> None:
+    with contextlib.suppress(DatabaseError):
+        connection.close()
+
+
+finals_writer = FinalsWriter()
