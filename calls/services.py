@@ -334,7 +334,7 @@ def store_final_segments(finals: Sequence[Mapping[str, Any]]) -> list[Transcript
 def _store_final_alone(final: Mapping[str, Any]) -> TranscriptSegment | None:
     try:
         return store_final_segment(**final)
-    except (Call.DoesNotExist, IntegrityError):  # a duplicate is not an error there: a missing call is
+    except (Call.DoesNotExist, IntegrityError):  # it absorbs duplicates itself: this is a deleted call
         logger.warning("Final segment for call %s dropped: the call no longer exists", final["call_id"])
         return None
 
