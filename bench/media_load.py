@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import statistics
@@ -249,14 +250,7 @@ def run_once(args: argparse.Namespace, kind: str, cookie: str, log_dir: Path) ->
         )
         extra_load = None
         if extra:
-            extra_plan = LoadPlan(
-                participants=args.participants,
-                seconds=args.overload_seconds,
-                final_every=args.final_every,
-                audio_only=args.audio_only,
-                synchronised_finals=args.synchronised_finals,
-                start_delay=args.overload_after,
-            )
+            extra_plan = dataclasses.replace(plan, seconds=args.overload_seconds, start_delay=args.overload_after)
             extra_load = (extra, extra_plan)
         profiler = start_profiler(server, args, log_dir) if kind == "callscribe" and args.profile else None
         result, samples = asyncio.run(drive(server, targets, plan, cookie, extra_load, args.flood_seconds))
