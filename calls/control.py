@@ -85,7 +85,7 @@ STREAM_KINDS = (MEDIA, TRANSCRIPTION)
 
 def locked_call(call_id: uuid.UUID) -> Call:
     """The call, locked until the surrounding transaction commits. Call inside transaction.atomic()."""
-    return Call.objects.select_for_update().get(pk=call_id)
+    return Call.objects.locked_for_change().get(pk=call_id)
 
 
 def save_call(call: Call, fields: list[str], change: str) -> None:

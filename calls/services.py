@@ -56,13 +56,13 @@ def next_sequence(call_id: uuid.UUID) -> int:
 def take_sequences(counts: Mapping[uuid.UUID, int]) -> dict[uuid.UUID, int]:
     """Take a block of `count` consecutive live-feed numbers for each call, in one statement; returns
     the first number of each block. The calls are locked in id order, so two processes storing finals
-    of the same calls cannot deadlock."""
+    of the same calls cannot deadlock, and FOR NO KEY UPDATE, as `CallQuerySet.locked_for_change`."""
     ids = sorted(counts)
     table = Call._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} AS call SET last_sequence = call.last_sequence + taken.count "  # noqa: S608 - table name only
-            f"FROM (SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE) AS locked, "
+            f"FROM (SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE) AS locked, "
             "unnest(%s::uuid[], %s::bigint[]) AS taken(id, count) "
             "WHERE call.id = locked.id AND call.id = taken.id RETURNING call.id, call.last_sequence",
             [ids, ids, [counts[call_id] for call_id in ids]],
@@ -154,7 +154,7 @@ def open_stream(
     stream of that kind is continued.
     """
     now = timezone.now()
-    call = Call.objects.select_for_update().get(pk=call_id)
+    call = Call.objects.locked_for_change().get(pk=call_id)
     if changed := learn_acs_ids(call, call_connection_id=call_connection_id, correlation_id=correlation_id):
         call.save(update_fields=changed)
     stream = _find_or_create_stream(call, kind, subscription_id)
@@ -238,7 +238,7 @@ def close_stream(*, stream_id: int, counters: dict[str, int]) -> None:
     stream = MediaStream.objects.get(pk=stream_id)
     # Lock the call first (as open_stream and the webhooks do), so a drop racing ACS's failure
     # callback sees the status that callback set and the outage gets one gap, not two.
-    call = Call.objects.select_for_update().get(pk=stream.call_id)
+    call = Call.objects.locked_for_change().get(pk=stream.call_id)
     add_stream_counters({stream_id: counters})
     stream.disconnected_at = now
     stream.save(update_fields=["disconnected_at"])

@@ -162,7 +162,7 @@ def store_callback_event(event: dict[str, Any], *, call_id: uuid.UUID | None) ->
 
 
 def _locked_call(call_id: uuid.UUID | None, call_connection_id: str) -> Call | None:
-    calls = Call.objects.select_for_update()
+    calls = Call.objects.locked_for_change()
     call = calls.filter(pk=call_id).first() if call_id else None
     if call is None and call_connection_id:
         call = calls.filter(call_connection_id=call_connection_id).first()

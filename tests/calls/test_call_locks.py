@@ -1,0 +1,61 @@
+"""Locking a call to change it must not block rows that merely point at it.
+
+Call changes (webhooks, streams opening and closing, sequence numbers) lock the call row. Inserts of
+participants, segments, gaps and events check their foreign key to it when they commit. A lock that
+conflicts with that check deadlocked the demo: a webhook held the call and inserted a participant
+that a media socket had just inserted, while the socket's commit waited for the webhook's lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from calls import control, services
+from calls.models import Participant
+from tests.calls.conftest import new_call
+from tests.streaming import acs_packets as acs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_participant_inserted_while_a_webhook_holds_the_call_does_not_deadlock() -> None:
+    call = new_call()
+    webhook_holds_call, socket_inserted = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def webhook() -> None:
+        try:
+            with transaction.atomic():
+                control.locked_call(call.id)
+                webhook_holds_call.set()
+                socket_inserted.wait(10)
+                services.ensure_participant(call_id=call.id, raw_id=acs.CALLER, display_name="Caller")
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def media_socket() -> None:
+        try:
+            webhook_holds_call.wait(10)
+            with transaction.atomic():
+                Participant.objects.create(call_id=call.id, raw_id=acs.CALLER)
+                socket_inserted.set()
+                time.sleep(0.5)  # let the webhook's insert wait on this one before it commits
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=webhook), threading.Thread(target=media_socket)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    assert list(Participant.objects.filter(call=call).values_list("raw_id", "display_name")) == [(acs.CALLER, "Caller")]
