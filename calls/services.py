@@ -8,6 +8,7 @@ viewer never sees a change that was rolled back.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,10 @@ STREAM_COUNTER_FIELDS = (
     "malformed_packet_count",
     "unknown_packet_count",
 )
+
+SPEAKERS_REMEMBERED_SECONDS = 10.0  # see _participants_for
+MAX_SPEAKERS_REMEMBERED = 10_000
+_remembered_speakers: dict[tuple[uuid.UUID, str], tuple[float, Participant]] = {}
 
 
 def next_sequence(call_id: uuid.UUID) -> int:
@@ -326,7 +331,8 @@ def store_final_segments(finals: Sequence[Mapping[str, Any]]) -> list[Transcript
             TranscriptSegment.objects.bulk_create(segments)
             for segment in segments:
                 _publish_on_commit(events.segment_event(segment))
-    except (IntegrityError, Call.DoesNotExist):
+    except (IntegrityError, Call.DoesNotExist):  # a remembered speaker may be gone too
+        _remembered_speakers.clear()
         return [_store_final_alone(final) for final in finals]
     return segments
 
@@ -340,16 +346,31 @@ def _store_final_alone(final: Mapping[str, Any]) -> TranscriptSegment | None:
 
 
 def _participants_for(finals: Sequence[Mapping[str, Any]]) -> dict[tuple[uuid.UUID, str], Participant]:
-    """The Participant of each (call, raw id) among `finals`, created where missing."""
+    """The Participant of each (call, raw id) among `finals`, created where missing.
+
+    Each is remembered for SPEAKERS_REMEMBERED_SECONDS: looking them up cost as much CPU as the rest
+    of storing a batch of one final (docs/performance.md). A display name given to a participant
+    meanwhile (in the admin, say) reaches live labels that much later; the stored segment points at
+    the participant row and is never stale.
+    """
     wanted = {(final["call_id"], final["participant_raw_id"]) for final in finals if final["participant_raw_id"]}
-    if not wanted:
-        return {}
-    found = {
-        (participant.call_id, participant.raw_id): participant
-        for participant in Participant.objects.filter(
-            call_id__in={call_id for call_id, _ in wanted}, raw_id__in={raw_id for _, raw_id in wanted}
-        )
-    }
-    for call_id, raw_id in wanted - found.keys():
+    now = time.monotonic()
+    found = {}
+    for key in wanted:
+        remembered = _remembered_speakers.get(key)
+        if remembered is not None and remembered[0] > now:
+            found[key] = remembered[1]
+    missing = wanted - found.keys()
+    if not missing:
+        return found
+    for participant in Participant.objects.filter(
+        call_id__in={call_id for call_id, _ in missing}, raw_id__in={raw_id for _, raw_id in missing}
+    ):
+        found[participant.call_id, participant.raw_id] = participant
+    for call_id, raw_id in missing - found.keys():
         found[call_id, raw_id] = ensure_participant(call_id=call_id, raw_id=raw_id)
+    if len(_remembered_speakers) > MAX_SPEAKERS_REMEMBERED:
+        _remembered_speakers.clear()
+    for key in missing:
+        _remembered_speakers[key] = (now + SPEAKERS_REMEMBERED_SECONDS, found[key])
     return found

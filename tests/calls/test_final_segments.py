@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from calls import services
 from calls.models import Call, Participant, TranscriptSegment
+from streaming import events
 from tests.calls.conftest import new_call
 from tests.streaming import acs_packets as acs
 
@@ -66,11 +67,11 @@ def test_finals_of_several_calls_are_numbered_per_call_in_arrival_order() -> Non
 
 def test_many_finals_cost_the_queries_of_one(django_assert_max_num_queries) -> None:
     calls = [new_call() for _ in range(4)]
-    services.store_final_segments([final(call, "warm up", 0) for call in calls])  # speakers exist now
+    services.store_final_segments([final(call, "warm up", 0) for call in calls])  # speakers known now
 
-    # Speakers, sequence numbers, one INSERT, and the savepoint and release standing in for BEGIN and
-    # COMMIT inside the test's own transaction.
-    with django_assert_max_num_queries(5):
+    # Sequence numbers, one INSERT, and the savepoint and release standing in for BEGIN and COMMIT
+    # inside the test's own transaction: the speakers are remembered from the warm-up.
+    with django_assert_max_num_queries(4):
         services.store_final_segments([final(call, f"line {n}", n) for n in range(1, 6) for call in calls])
 
     assert [TranscriptSegment.objects.filter(call=call).count() for call in calls] == [6, 6, 6, 6]
@@ -97,3 +98,27 @@ def test_a_final_for_a_deleted_call_is_dropped_without_losing_the_others() -> No
 
     assert results[0] is None
     assert [text for _, text, _ in transcript(kept)] == ["Still here."]
+
+
+def test_a_display_name_given_later_reaches_live_labels_once_the_speaker_is_forgotten(monkeypatch) -> None:
+    monkeypatch.setattr(services, "SPEAKERS_REMEMBERED_SECONDS", 0.0)
+    call = new_call()
+    services.store_final_segments([final(call, "Before.", 1)])
+    Participant.objects.filter(call=call, raw_id=acs.CALLER).update(display_name="Dana")
+
+    (segment,) = services.store_final_segments([final(call, "After.", 2)])
+
+    assert segment is not None and events.segment_payload(segment)["speaker"] == "Dana"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_final_whose_remembered_speaker_was_deleted_is_still_stored() -> None:
+    call = new_call()
+    services.store_final_segments([final(call, "Hello.", 1)])
+    Participant.objects.filter(call=call).delete()  # in the admin, by another process
+
+    (segment,) = services.store_final_segments([final(call, "Still heard.", 2)])
+
+    assert segment is not None
+    start = call.last_sequence
+    assert transcript(call) == [(start + 1, "Hello.", None), (start + 2, "Still heard.", acs.CALLER)]
