@@ -196,6 +196,7 @@ async def drive(
     async def sample() -> None:
         await asyncio.sleep(load.start - loop.time())
         samples["cpu_start"], samples["wall_start"] = cpu_seconds(server.pid), time.monotonic()
+        samples["loop_cpu_start"] = cpu_seconds(server.pid, thread=server.pid)
         samples["generator_cpu_start"] = time.process_time()
         result.start_perf = time.perf_counter()
         lags: list[float] = []
@@ -205,6 +206,7 @@ async def drive(
         samples["loop_lag_max_ms"] = round(1000 * max(lags, default=0.0), 1)
         samples["loop_lag_median_ms"] = round(1000 * statistics.median(lags), 1) if lags else 0.0
         samples["cpu_end"], samples["wall_end"] = cpu_seconds(server.pid), time.monotonic()
+        samples["loop_cpu_end"] = cpu_seconds(server.pid, thread=server.pid)
         samples["generator_cpu_end"] = time.process_time()
         samples["rss_end_kib"] = memory_kib(server.pid, "VmRSS")
 
@@ -258,6 +260,9 @@ def run_once(args: argparse.Namespace, kind: str, cookie: str, log_dir: Path) ->
             profiler.wait()
         report = summarise(kind, result, samples)
         report["peak_rss_mib"] = round(memory_kib(server.pid, "VmHWM") / 1024, 1)
+        if kind == "callscribe" and args.overload_calls:
+            overload_end = args.overload_after + args.overload_seconds
+            report["recovered_after_s"] = recovery_seconds(result, args.overload_after, overload_end)
         if kind == "callscribe":
             stored = stored_results(call_ids, set(result.finals_sent))
             report.update(
@@ -349,6 +354,9 @@ def summarise(kind: str, result: LoadResult, samples: dict[str, float]) -> dict[
         "finals_sent": len(result.finals_sent),
         "load_average": os.getloadavg()[0],
         "server_cpu_percent": round(100 * busy / wall, 1),
+        # the main thread runs the event loop; the others store to the database (the finals writer,
+        # database_sync_to_async's thread) or write audio files
+        "server_loop_thread_cpu_percent": round(100 * (samples["loop_cpu_end"] - samples["loop_cpu_start"]) / wall, 1),
         "cpu_us_per_packet": round(1e6 * total_cpu / max(result.packets_sent, 1), 1),
         "generator_late_p99_ms": round(percentile(result.lateness, 0.99) * 1000, 1),
         "generator_cpu_percent": round(100 * (samples["generator_cpu_end"] - samples["generator_cpu_start"]) / wall, 1),
@@ -378,6 +386,20 @@ def latency_by_second(result: LoadResult) -> dict[int, float]:
         second = int((result.finals_sent[final_id] - result.start_perf) // 5 * 5)
         worst[second] = max(worst.get(second, 0.0), round(latency * 1000, 1))
     return dict(sorted(worst.items()))
+
+
+def recovery_seconds(result: LoadResult, overload_start: float, overload_end: float) -> float | None:
+    """How long after the overload ended live latency stayed above normal: the time from the end to
+    the send time of the last final slower than normal (twice the p99 before the overload, at least
+    50 ms). 0 when no final sent after the end was slow; None without finals before the overload."""
+    sent_at = {final_id: sent - result.start_perf for final_id, sent in result.finals_sent.items()}
+    seen = result.finals_seen_by_viewers
+    before = [latency for final_id, latency in seen.items() if sent_at[final_id] < overload_start]
+    if not before:
+        return None
+    normal = max(0.05, 2 * percentile(before, 0.99))
+    slow_after = [sent_at[final_id] - overload_end for final_id, latency in seen.items() if latency > normal]
+    return round(max([0.0, *slow_after]), 1)
 
 
 def median_latency(rows: list[dict[str, object]], key: str) -> float | None:

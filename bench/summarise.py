@@ -14,11 +14,13 @@ from pathlib import Path
 
 COLUMNS = (
     ("server CPU %", "server_cpu_percent"),
+    ("loop thread CPU %", "server_loop_thread_cpu_percent"),
     ("µs CPU/packet", "cpu_us_per_packet"),
     ("packets/s", "packets_per_second"),
     ("live p50 ms", ("live_latency_ms", "p50")),
     ("live p99 ms", ("live_latency_ms", "p99")),
     ("loop lag median ms", ("event_loop_lag_ms", "median")),
+    ("normal again after s", "recovered_after_s"),
     ("peak RSS MiB", "peak_rss_mib"),
     ("finals sent", "finals_sent"),
     ("finals missing", "finals_missing"),
