@@ -263,6 +263,7 @@ def run_once(args: argparse.Namespace, kind: str, cookie: str, log_dir: Path) ->
         if kind == "callscribe" and args.overload_calls:
             overload_end = args.overload_after + args.overload_seconds
             report["recovered_after_s"] = recovery_seconds(result, args.overload_after, overload_end)
+            report["normal_calls_live_latency_by_second"] = latency_by_second(result, calls=args.calls)
         if kind == "callscribe":
             stored = stored_results(call_ids, set(result.finals_sent))
             report.update(
@@ -379,10 +380,13 @@ def summarise(kind: str, result: LoadResult, samples: dict[str, float]) -> dict[
     return report
 
 
-def latency_by_second(result: LoadResult) -> dict[int, float]:
-    """The worst live latency (ms) of the finals sent in each 5 s slice of the run, to see recovery."""
+def latency_by_second(result: LoadResult, calls: int | None = None) -> dict[int, float]:
+    """The worst live latency (ms) of the finals sent in each 5 s slice of the run, to see recovery;
+    with `calls`, only the finals of the first `calls` calls (the normal load of an overload run)."""
     worst: dict[int, float] = {}
     for final_id, latency in result.finals_seen_by_viewers.items():
+        if calls is not None and int(final_id.split(".")[0]) >= calls:
+            continue
         second = int((result.finals_sent[final_id] - result.start_perf) // 5 * 5)
         worst[second] = max(worst.get(second, 0.0), round(latency * 1000, 1))
     return dict(sorted(worst.items()))

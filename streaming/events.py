@@ -1,5 +1,5 @@
 """The live feed's contract: group names, the shapes of the events staff browsers receive, and the one
-function that publishes them. Nothing else calls `group_send` or spells a group name.
+function that publishes them (streaming/publisher.py sends them). Nothing else spells a group name.
 
 Every event that changes what a viewer shows (a call's state, a stream, a final segment) carries the
 call's next `sequence` number, allocated in the same transaction as the change. A viewer that sees a
@@ -14,14 +14,12 @@ import logging
 import os
 import time
 import uuid
-import weakref
-from collections import deque
 from typing import Literal, TypedDict
 
 from asgiref.sync import SyncToAsync, async_to_sync
-from channels.layers import get_channel_layer
 
 from calls.models import TICKS_PER_MILLISECOND, Call, MediaStream, TranscriptSegment
+from streaming import publisher
 
 logger = logging.getLogger(__name__)
 
@@ -209,36 +207,37 @@ def _groups(event: LiveEvent) -> list[str]:
     return [call_group(event["call_id"]), CALLS_GROUP]
 
 
-async def apublish(event: LiveEvent) -> None:
-    """Send an event to every viewer of its call (and of the call list). A channel-layer failure
-    (Redis down) is logged, never raised: ingest and storage must go on without live viewers."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message = {"type": HANDLER_TYPE, "event": event, "published_at": time.time()}
-    try:
-        for group in _groups(event):
-            await layer.group_send(group, message)
-    except Exception as error:
-        _log_publish_failure(error)
-
-
 def publish(event: LiveEvent) -> None:
-    """`apublish` for synchronous domain functions (run it from `transaction.on_commit`).
+    """Send an event to every viewer of its call (and of the call list), from any thread, without
+    waiting for delivery. Domain functions run it from `transaction.on_commit`.
 
-    In a server, domain functions run in database_sync_to_async's one worker thread. Waiting there
-    for the event loop and Redis would hold up every database call of the process behind each
-    publish, so the event is handed to the loop's outbox, which sends events in the order they were
-    published. Outside a server (management commands, sync tests) it is sent before returning.
+    In a server, sending is the event loop's publisher's job (streaming/publisher.py). Domain functions
+    run in database_sync_to_async's worker thread, which hands the event to the loop and returns: waiting
+    there for Redis would hold up every database call of the process. Outside a server (management
+    commands, sync tests) the event is sent before returning. A channel-layer failure (Redis down) is
+    logged, never raised: ingest and storage must go on without live viewers.
     """
+    messages = _messages(event)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        publisher.send_soon(messages)
+        return
     loop = _server_loop()
     if loop is not None:
         try:
-            loop.call_soon_threadsafe(_add_to_outbox, event)
+            loop.call_soon_threadsafe(publisher.send_soon, messages)
             return
         except RuntimeError:  # the loop has closed
             pass
-    async_to_sync(apublish)(event)
+    async_to_sync(publisher.send_now)(messages)
+
+
+def _messages(event: LiveEvent) -> list[publisher.Message]:
+    message = {"type": HANDLER_TYPE, "event": event, "published_at": time.time()}
+    return [(group, message) for group in _groups(event)]
 
 
 def _server_loop() -> asyncio.AbstractEventLoop | None:
@@ -247,44 +246,3 @@ def _server_loop() -> asyncio.AbstractEventLoop | None:
     if loop is None or getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
         return None
     return loop if loop.is_running() else None
-
-
-class _Outbox:
-    """One call's events waiting to be sent, in order. Different calls' events are sent concurrently:
-    only one call's sequence numbers must arrive in order."""
-
-    def __init__(self, outboxes: dict[str, _Outbox], call_id: str) -> None:
-        self.outboxes = outboxes
-        self.call_id = call_id
-        self.events: deque[LiveEvent] = deque()
-        self.sender = asyncio.ensure_future(self._send_all())
-
-    async def _send_all(self) -> None:
-        try:
-            while self.events:
-                await apublish(self.events.popleft())
-        finally:
-            del self.outboxes[self.call_id]
-
-
-_outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Outbox]] = weakref.WeakKeyDictionary()
-
-
-def _add_to_outbox(event: LiveEvent) -> None:
-    """Runs in the event loop's thread, so the outboxes need no lock."""
-    outboxes = _outboxes.setdefault(asyncio.get_running_loop(), {})
-    outbox = outboxes.get(event["call_id"])
-    if outbox is None:
-        outbox = outboxes[event["call_id"]] = _Outbox(outboxes, event["call_id"])
-    outbox.events.append(event)
-
-
-_last_failure_log = 0.0
-
-
-def _log_publish_failure(error: Exception) -> None:
-    global _last_failure_log
-    now = time.monotonic()
-    if now - _last_failure_log > 10:
-        _last_failure_log = now
-        logger.warning("Live event not published (viewers will resync): %s", error)

@@ -374,7 +374,7 @@ class MediaSession:
         else:
             stream.counters["intermediate_count"] += 1
             event = events.partial_event(self.call_id, packet.participant_raw_id, packet.text, packet.offset_ticks)
-            await events.apublish(event)
+            events.publish(event)
 
     async def _on_audio_metadata(self, packet: AudioMetadata) -> None:
         metadata = services.StreamMetadata(

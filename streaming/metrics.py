@@ -55,6 +55,10 @@ live_latency_seconds = Histogram(
     "From publishing a live event to sending it to a viewer.",
     buckets=LATENCY_BUCKETS,
 )
+live_events_unsent = Counter(
+    "callscribe_live_events_unsent_total",
+    "Live event messages dropped unsent (Redis away, or too many waiting); viewers resync.",
+)
 event_loop_lag_seconds = Gauge(
     "callscribe_event_loop_lag_seconds", "How late the event loop ran a timer, lately.", multiprocess_mode="livemax"
 )
