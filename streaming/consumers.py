@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import uuid
 from typing import Any
@@ -205,14 +206,19 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def _check_session_periodically(self) -> None:
+        """Every LIVE_SESSION_CHECK_SECONDS, the first time after a random part of it: viewers that
+        connected together (every page reconnects after a restart) would otherwise check together,
+        a burst of database work on the one database thread every interval."""
         session = self.scope.get("session")
         session_key = getattr(session, "session_key", None)
+        interval = settings.LIVE_SESSION_CHECK_SECONDS
+        await asyncio.sleep(random.uniform(0, interval))  # noqa: S311 - jitter, not a secret
         while True:
-            await asyncio.sleep(settings.LIVE_SESSION_CHECK_SECONDS)
             if not await database_sync_to_async(live.session_can_watch)(session_key):
                 with contextlib.suppress(Exception):  # the client may be gone already
                     await self.close(code=self.SESSION_ENDED)
                 return
+            await asyncio.sleep(interval)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "resume" and isinstance(content.get("after"), int):
