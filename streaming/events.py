@@ -10,7 +10,6 @@ database. Intermediate text carries no number: it is replaced by the final anywa
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 import uuid
@@ -20,8 +19,6 @@ from asgiref.sync import SyncToAsync, async_to_sync
 
 from calls.models import TICKS_PER_MILLISECOND, Call, MediaStream, TranscriptSegment
 from streaming import publisher
-
-logger = logging.getLogger(__name__)
 
 CALLS_GROUP = "calls"
 HANDLER_TYPE = "live.event"  # handled by `live_event` on the live-feed consumers
@@ -218,11 +215,7 @@ def publish(event: LiveEvent) -> None:
     logged, never raised: ingest and storage must go on without live viewers.
     """
     messages = _messages(event)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
+    if _in_event_loop():
         publisher.send_soon(messages)
         return
     loop = _server_loop()
@@ -238,6 +231,14 @@ def publish(event: LiveEvent) -> None:
 def _messages(event: LiveEvent) -> list[publisher.Message]:
     message = {"type": HANDLER_TYPE, "event": event, "published_at": time.time()}
     return [(group, message) for group in _groups(event)]
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _server_loop() -> asyncio.AbstractEventLoop | None:
