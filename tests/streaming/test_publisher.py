@@ -78,7 +78,7 @@ async def test_events_published_on_a_busy_loop_arrive_in_order_within_a_few_of_i
     busy.cancel()
 
     assert received == [(str(CALLS[number % 2]), f"word {number}") for number in range(200)]
-    # channels_redis' group_send took about five loop iterations per event: 1000 for these 200.
+    # One channels_redis group_send per event took 742 iterations for these 200.
     assert iterations < 50
 
 
@@ -101,8 +101,10 @@ async def test_with_redis_away_publishing_neither_raises_nor_waits_and_the_loss_
     try:
         events.publish(partial(CALLS[0], 1))
         events.publish(partial(CALLS[0], 2))
-        sender = publisher._publishers[asyncio.get_running_loop()].sender
-        await asyncio.wait_for(sender, 5)
+        for _ in range(500):  # the sender gives up on Redis within its 2 s timeout
+            if unsent() - unsent_before == 2:
+                break
+            await asyncio.sleep(0.01)
     finally:
         channel_layers.backends.clear()
 
