@@ -309,9 +309,9 @@ def store_final_segment(
 
 
 def store_final_segments(finals: Sequence[Mapping[str, Any]]) -> list[TranscriptSegment | None]:
-    """Store several final results (each `store_final_segment`'s arguments) in one transaction: one
-    query for their speakers, one for their sequence numbers and one multi-row INSERT, instead of a
-    transaction each. Each is published after commit.
+    """Store several final results (each `store_final_segment`'s arguments) in one transaction: their
+    speakers (remembered from earlier batches, else one query), one query for their sequence numbers
+    and one multi-row INSERT, instead of a transaction each. Each is published after commit.
 
     When any of them cannot go in together (a redelivery hits the unique constraint, a call was
     deleted), they are stored one by one instead, so the others still land.
