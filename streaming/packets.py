@@ -113,6 +113,10 @@ class UnknownPacket:
 Packet = AudioMetadata | AudioData | DtmfData | TranscriptionMetadata | TranscriptionData | MarkData | UnknownPacket
 
 
+NUL_ESCAPE = "\\u0000"  # JSON's only way to write U+0000: a raw one is invalid JSON
+NUL_ESCAPE_BYTES = NUL_ESCAPE.encode()
+
+
 def parse_packet(frame: str | bytes | bytearray) -> Packet:
     """Parse one websocket frame (text, or UTF-8 bytes) into a packet object."""
     envelope = _load_object(frame)
@@ -130,6 +134,9 @@ def parse_packet(frame: str | bytes | bytearray) -> Packet:
 
 
 def _load_object(frame: str | bytes | bytearray) -> dict[str, Any]:
+    # PostgreSQL cannot store U+0000 in text or jsonb: a final carrying it would fail to store forever.
+    if (NUL_ESCAPE if isinstance(frame, str) else NUL_ESCAPE_BYTES) in frame:
+        raise PacketError("frame contains a NUL character (\\u0000), which cannot be stored")
     try:
         envelope = json.loads(frame)
     except UnicodeDecodeError:

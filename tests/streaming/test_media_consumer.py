@@ -195,6 +195,28 @@ async def test_metadata_the_database_cannot_hold_is_refused_and_the_socket_goes_
     await check()
 
 
+async def test_text_with_a_nul_character_is_refused_and_does_not_hold_up_later_finals(call: Call) -> None:
+    # PostgreSQL cannot store U+0000 in text or jsonb: let through, the final would be retried forever.
+    media = await open_media_socket(call)
+    await stream_frames(
+        media,
+        [
+            acs.transcription_metadata(),
+            acs.transcription_data(acs.CALLER, "Bad \u0000 text.", 5),
+            acs.transcription_data(acs.CALLER, "Good text.", 10_000_000),
+        ],
+    )
+    assert await media.receive_nothing()
+    await media.disconnect()
+
+    @database_sync_to_async
+    def check() -> None:
+        assert [text for _, text, _ in stored(call)] == ["Good text."]
+        assert MediaStream.objects.get(call=call).malformed_packet_count == 1
+
+    await check()
+
+
 async def test_it_detects_gaps_in_audio_from_timestamps(call: Call) -> None:
     media = await open_media_socket(call)
     frames = [acs.audio_metadata()] + [acs.audio_data(acs.CALLER, frame) for frame in (*range(5), *range(60, 65))]
