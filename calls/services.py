@@ -46,16 +46,7 @@ _remembered_speakers: dict[tuple[uuid.UUID, str], tuple[float, Participant]] = {
 def next_sequence(call_id: uuid.UUID) -> int:
     """Take the call's next live-feed number. The row stays locked until commit, which orders the
     changes of one call across every server process."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Call._meta.db_table} SET last_sequence = last_sequence + 1 "  # noqa: S608 - table name only
-            "WHERE id = %s RETURNING last_sequence",
-            [call_id],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        raise Call.DoesNotExist(f"no call {call_id}")
-    return row[0]
+    return take_sequences({call_id: 1})[call_id]
 
 
 def take_sequences(counts: Mapping[uuid.UUID, int]) -> dict[uuid.UUID, int]:
