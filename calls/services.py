@@ -38,6 +38,7 @@ STREAM_COUNTER_FIELDS = (
     "unknown_packet_count",
 )
 
+REDELIVERY_CONSTRAINT = "unique_final_segment"  # TranscriptSegment's key of a final result
 SPEAKERS_REMEMBERED_SECONDS = 10.0  # see _participants_for
 MAX_SPEAKERS_REMEMBERED = 10_000
 _remembered_speakers: dict[tuple[uuid.UUID, str], tuple[float, Participant]] = {}
@@ -274,29 +275,43 @@ def store_final_segment(
     """Store a final transcription result and publish it after commit.
 
     Returns None when the same result was stored before: ACS redelivers after a reconnect, and the
-    unique constraint (not a read-then-write) makes the second delivery a no-op.
+    unique constraint (not a read-then-write) makes the second delivery a no-op. A final whose stream
+    row was deleted meanwhile (in the admin, say, while its socket is live) is kept without it.
     """
-    participant = ensure_participant(call_id=call_id, raw_id=participant_raw_id) if participant_raw_id else None
+    final = {
+        "call_id": call_id,
+        "stream_id": stream_id,
+        "subscription_id": subscription_id,
+        "participant_raw_id": participant_raw_id,
+        "text": text,
+        "confidence": confidence,
+        "offset_ticks": offset_ticks,
+        "duration_ticks": duration_ticks,
+        "words": words,
+        "received_at": received_at,
+    }
     try:
-        with transaction.atomic():
-            segment = TranscriptSegment.objects.create(
-                call_id=call_id,
-                stream_id=stream_id,
-                subscription_id=subscription_id,
-                participant=participant,
-                participant_raw_id=participant_raw_id,
-                text=text,
-                confidence=confidence,
-                offset_ticks=offset_ticks,
-                duration_ticks=duration_ticks,
-                words=words,
-                received_at=received_at,
-                sequence=next_sequence(call_id),
-            )
-            _publish_on_commit(events.segment_event(segment))
-    except IntegrityError:
-        return None
+        return _insert_final(final)
+    except IntegrityError as error:
+        if _violated_constraint(error) == REDELIVERY_CONSTRAINT:
+            return None
+        if stream_id is None or MediaStream.objects.filter(pk=stream_id).exists():
+            raise
+    logger.warning("call %s: final segment stored without its stream %s, which was deleted", call_id, stream_id)
+    return store_final_segment(**{**final, "stream_id": None})
+
+
+def _insert_final(final: Mapping[str, Any]) -> TranscriptSegment:
+    call_id, raw_id = final["call_id"], final["participant_raw_id"]
+    participant = ensure_participant(call_id=call_id, raw_id=raw_id) if raw_id else None
+    with transaction.atomic():
+        segment = TranscriptSegment.objects.create(**final, participant=participant, sequence=next_sequence(call_id))
+        _publish_on_commit(events.segment_event(segment))
     return segment
+
+
+def _violated_constraint(error: IntegrityError) -> str:
+    return getattr(getattr(error.__cause__, "diag", None), "constraint_name", None) or ""
 
 
 def store_final_segments(finals: Sequence[Mapping[str, Any]]) -> list[TranscriptSegment | None]:
@@ -324,14 +339,18 @@ def store_final_segments(finals: Sequence[Mapping[str, Any]]) -> list[Transcript
                 _publish_on_commit(events.segment_event(segment))
     except (IntegrityError, Call.DoesNotExist):  # a remembered speaker may be gone too
         _remembered_speakers.clear()
-        return [_store_final_alone(final) for final in finals]
+        return [store_final_if_call_exists(final) for final in finals]
     return segments
 
 
-def _store_final_alone(final: Mapping[str, Any]) -> TranscriptSegment | None:
+def store_final_if_call_exists(final: Mapping[str, Any]) -> TranscriptSegment | None:
+    """`store_final_segment`, except that a final whose call was deleted meanwhile is logged and dropped:
+    there is nothing left to attach it to."""
     try:
         return store_final_segment(**final)
-    except (Call.DoesNotExist, IntegrityError):  # it absorbs duplicates itself: this is a deleted call
+    except (Call.DoesNotExist, IntegrityError):  # naming its speaker fails too when the call is gone
+        if Call.objects.filter(pk=final["call_id"]).exists():
+            raise
         logger.warning("Final segment for call %s dropped: the call no longer exists", final["call_id"])
         return None
 

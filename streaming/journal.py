@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist
-from django.db import DatabaseError, IntegrityError
+from django.db import DatabaseError
 
 from calls import services
 
@@ -151,7 +150,4 @@ def entry_for(arguments: dict[str, Any]) -> dict[str, Any]:
 def store_entry(entry: dict[str, Any]) -> None:
     arguments = {**entry, "call_id": uuid.UUID(entry["call_id"])}
     arguments["received_at"] = datetime.fromisoformat(entry["received_at"])
-    try:
-        services.store_final_segment(**arguments)
-    except (IntegrityError, ObjectDoesNotExist):  # the call was deleted meanwhile: nothing to attach it to
-        logger.warning("Journaled final for call %s dropped: the call no longer exists", entry["call_id"])
+    services.store_final_if_call_exists(arguments)

@@ -122,3 +122,20 @@ def test_a_final_whose_remembered_speaker_was_deleted_is_still_stored() -> None:
     assert segment is not None
     start = call.last_sequence
     assert transcript(call) == [(start + 1, "Hello.", None), (start + 2, "Still heard.", acs.CALLER)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_final_whose_stream_was_deleted_is_stored_without_it(caplog) -> None:
+    call = new_call()
+    stream = services.open_stream(call_id=call.id, kind="transcription", subscription_id=acs.TRANSCRIPTION_SUBSCRIPTION)
+    stream_id = stream.id
+    services.store_final_segments([{**final(call, "Hello.", 1), "stream_id": stream_id}])
+    stream.delete()  # in the admin, while its socket is still live
+
+    new, redelivered = final(call, "Still heard.", 2), final(call, "Hello.", 1)
+    results = services.store_final_segments([{**new, "stream_id": stream_id}, {**redelivered, "stream_id": stream_id}])
+
+    assert results[0] is not None and results[1] is None  # stored, and the redelivery still recognised
+    assert [text for _, text, _ in transcript(call)] == ["Hello.", "Still heard."]
+    assert TranscriptSegment.objects.get(text="Still heard.").stream is None
+    assert f"stream {stream_id}" in caplog.text
