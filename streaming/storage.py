@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
@@ -144,8 +145,11 @@ def _store_together(requests: list[list[dict[str, Any]]]) -> list[tuple[int, Dat
     own, so that socket does not hold up the others.
 
     The thread keeps its database connection from one store to the next without the usual health
-    check (one more round trip per store) and drops it after any error, so the next store reconnects.
+    check (one more round trip per store), drops it after any error, so the next store reconnects,
+    and replaces it once it is older than CONN_MAX_AGE, as Django would.
     """
+    if connection.close_at is not None and time.monotonic() >= connection.close_at:
+        _drop_connection()
     try:
         services.store_final_segments([arguments for finals in requests for arguments in finals])
     except (OperationalError, InterfaceError) as error:  # the database is unreachable: all retry later
