@@ -69,6 +69,7 @@ class LoadResult:
     viewer_errors: int = 0
     lateness: list[float] = field(default_factory=list)  # how late each audio slot was served (s)
     closes: Counter[str] = field(default_factory=Counter)  # sockets refused or closed by the server
+    forged_handshake_seconds: list[float] = field(default_factory=list)  # how long each forged attempt took
     start_perf: float = 0.0  # perf_counter when the first frame was due
 
     @property
@@ -357,6 +358,26 @@ class Load:
                     await asyncio.sleep(0)
         except ConnectionError:
             self.result.closes["flood dropped by server"] += 1
+
+    # --- unauthenticated connection attempts ---------------------------------------------------
+
+    async def forge(self, url: str, per_second: float, after: float, seconds: float) -> None:
+        """Media-socket handshakes with a forged token, `per_second` of them for `seconds` from `after`
+        seconds into the run: what a scanner or anyone without the signing key would send. Each
+        outcome is counted in `closes` ("forged refused: HTTP/1.1 403 …")."""
+        attempts = []
+        for number in range(round(per_second * seconds)):
+            await self._sleep_until(self.start + after + number / per_second)
+            attempts.append(asyncio.ensure_future(self._forged_handshake(url)))
+        await asyncio.gather(*attempts)
+
+    async def _forged_handshake(self, url: str) -> None:
+        began = time.perf_counter()
+        socket = await RawSocket.open(url, "forged", self.result)
+        self.result.forged_handshake_seconds.append(time.perf_counter() - began)
+        if socket is not None:
+            self.result.closes["forged accepted"] += 1
+            await socket.close()
 
     # --- viewers -------------------------------------------------------------------------------
 

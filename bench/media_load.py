@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import dataclasses
 import json
 import os
@@ -174,6 +175,7 @@ async def drive(
     cookie: str,
     extra: tuple[list[CallTarget], LoadPlan] | None = None,
     flood_seconds: float = 0.0,
+    forged: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> tuple[LoadResult, dict[str, float]]:
     """Run the load; return what was sent and seen, and the server's CPU and memory during it."""
     result = LoadResult()
@@ -212,7 +214,9 @@ async def drive(
 
     sampler = asyncio.ensure_future(sample())
     flooder = [load.flood(targets[0].media_url, flood_seconds)] if flood_seconds else []
-    await asyncio.gather(load.run(), *flooder)
+    per_second, after, seconds = forged
+    forger = [load.forge(forged_url(targets[0].media_url), per_second, after, seconds)] if per_second else []
+    await asyncio.gather(load.run(), *flooder, *forger)
     await sampler
     await asyncio.sleep(1.0)  # frames still queued in the server are part of the load's cost
     samples["cpu_settled"] = cpu_seconds(server.pid)
@@ -223,6 +227,12 @@ async def drive(
     load.stop_viewers.set()
     await asyncio.gather(*viewers)
     return result, samples
+
+
+def forged_url(media_url: str) -> str:
+    """The media URL with its signed token replaced by random text of about the same length."""
+    base, token = media_url.rstrip("/").rsplit("/", 1)
+    return f"{base}/{base64.urlsafe_b64encode(os.urandom(len(token) * 3 // 4)).decode()}/"
 
 
 async def watch_loop_lag(server: Server, lags: list[float]) -> None:
@@ -255,7 +265,8 @@ def run_once(args: argparse.Namespace, kind: str, cookie: str, log_dir: Path) ->
             extra_plan = dataclasses.replace(plan, seconds=args.overload_seconds, start_delay=args.overload_after)
             extra_load = (extra, extra_plan)
         profiler = start_profiler(server, args, log_dir) if kind == "callscribe" and args.profile else None
-        result, samples = asyncio.run(drive(server, targets, plan, cookie, extra_load, args.flood_seconds))
+        forged = (args.forged_per_second, args.forged_after, args.forged_seconds) if kind == "callscribe" else (0, 0, 0)
+        result, samples = asyncio.run(drive(server, targets, plan, cookie, extra_load, args.flood_seconds, forged))
         if profiler is not None:
             profiler.wait()
         report = summarise(kind, result, samples)
@@ -264,6 +275,14 @@ def run_once(args: argparse.Namespace, kind: str, cookie: str, log_dir: Path) ->
             overload_end = args.overload_after + args.overload_seconds
             report["recovered_after_s"] = recovery_seconds(result, args.overload_after, overload_end)
             report["normal_calls_live_latency_by_second"] = latency_by_second(result, calls=args.calls)
+        if kind == "callscribe" and args.forged_per_second:
+            forged_end = args.forged_after + args.forged_seconds
+            report["recovered_after_s"] = recovery_seconds(result, args.forged_after, forged_end)
+            report["forged_attempts"] = len(result.forged_handshake_seconds)
+            report["forged_handshake_ms"] = {
+                "p50": round(1000 * percentile(result.forged_handshake_seconds, 0.50), 1),
+                "p99": round(1000 * percentile(result.forged_handshake_seconds, 0.99), 1),
+            }
         if kind == "callscribe":
             stored = stored_results(call_ids, set(result.finals_sent))
             report.update(
@@ -459,6 +478,9 @@ def main() -> None:
     parser.add_argument("--overload-after", type=float, default=5.0)
     parser.add_argument("--overload-seconds", type=float, default=10.0)
     parser.add_argument("--flood-seconds", type=float, default=0.0, help="add one client flooding audio this long")
+    parser.add_argument("--forged-per-second", type=float, default=0.0, help="add handshakes with a forged token")
+    parser.add_argument("--forged-after", type=float, default=10.0)
+    parser.add_argument("--forged-seconds", type=float, default=10.0)
     parser.add_argument("--admin-database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="'' for the in-memory layer")
     parser.add_argument("--channel-layer", choices=("core", "pubsub"), default="pubsub", help="channels_redis backend")
