@@ -170,6 +170,8 @@ CALL_CHECK_AFTER = env.int("CALL_CHECK_AFTER", default=300)
 # A signed media-socket URL must outlive the longest call, since ACS reconnects to the same URL.
 MEDIA_TOKEN_MAX_AGE = env.int("MEDIA_TOKEN_MAX_AGE", default=7 * 24 * 3600)
 MAX_MEDIA_MESSAGE_BYTES = env.int("MAX_MEDIA_MESSAGE_BYTES", default=64 * 1024)
+# Read whole, simple websocket frames without autobahn's per-frame machinery (streaming/websocket_frames.py).
+WEBSOCKET_SIMPLE_FRAMES = env.bool("WEBSOCKET_SIMPLE_FRAMES", default=True)
 AUDIO_CAPTURE = env.bool("AUDIO_CAPTURE", default=False)
 AUDIO_CAPTURE_DIR = Path(env.str("AUDIO_CAPTURE_DIR", default=str(BASE_DIR / "data" / "audio")))
 # How often a media socket writes its packet counters to the database.
