@@ -425,7 +425,7 @@ class MediaSession:
     def _first_seen(self, participant: str) -> None:
         self.participants_seen.add(participant)
         if participant:
-            self._spawn(database_sync_to_async(services.ensure_participant)(call_id=self.call_id, raw_id=participant))
+            self._spawn(database_sync_to_async(services.note_participant)(call_id=self.call_id, raw_id=participant))
 
     # --- final segments ----------------------------------------------------------------------
 
