@@ -33,6 +33,7 @@ from calls.authentication import AcsAuthenticationError, jwt_verification_enable
 from calls.control import MEDIA, TRANSCRIPTION, StreamKind
 from calls.models import Call, CallEvent, Gap, Participant
 from calls.tokens import unsign_callback_token
+from streaming.packets import NUL_ESCAPE_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _error(status: int, message: str) -> JsonResponse:
 def _json_events(body: bytes) -> list[dict[str, Any]]:
     """A JSON array of event objects (a single object is taken as an array of one), checked before
     anything is stored: a value the database cannot hold is a clear 400, never a 500 halfway through."""
-    if b"\\u0000" in body:
+    if NUL_ESCAPE_BYTES in body:
         raise ValueError("The body contains a NUL character (\\u0000), which cannot be stored.")
     try:
         parsed = json.loads(body, parse_float=_finite_float, parse_constant=_refuse_constant)

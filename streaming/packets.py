@@ -113,7 +113,9 @@ class UnknownPacket:
 Packet = AudioMetadata | AudioData | DtmfData | TranscriptionMetadata | TranscriptionData | MarkData | UnknownPacket
 
 
-NUL_ESCAPE = "\\u0000"  # JSON's only way to write U+0000: a raw one is invalid JSON
+# JSON's only way to write U+0000 (a raw one is invalid JSON), which PostgreSQL cannot store in text or
+# jsonb: media frames and webhook bodies carrying it are refused.
+NUL_ESCAPE = "\\u0000"
 NUL_ESCAPE_BYTES = NUL_ESCAPE.encode()
 
 
