@@ -7,8 +7,9 @@ viewer never sees a change that was rolled back.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -38,9 +39,6 @@ STREAM_COUNTER_FIELDS = (
 )
 
 REDELIVERY_CONSTRAINT = "unique_final_segment"  # TranscriptSegment's key of a final result
-SPEAKERS_REMEMBERED_SECONDS = 10.0  # see _participants_for
-MAX_SPEAKERS_REMEMBERED = 10_000
-_remembered_speakers: dict[tuple[uuid.UUID, str], tuple[float, Participant]] = {}
 
 
 def next_sequence(call_id: uuid.UUID) -> int:
@@ -326,32 +324,120 @@ def _violated_constraint(error: IntegrityError) -> str:
 
 
 def store_final_segments(finals: Sequence[Mapping[str, Any]]) -> list[TranscriptSegment | None]:
-    """Store several final results (each `store_final_segment`'s arguments) in one transaction: their
-    speakers (remembered from earlier batches, else one query), one query for their sequence numbers
-    and one multi-row INSERT, instead of a transaction each. Each is published after commit.
+    """Store several final results (each `store_final_segment`'s arguments) in one statement: it takes
+    their calls' sequence numbers, names their speakers and inserts them, one database round trip
+    (`_INSERT_FINALS`). Each is published after commit.
 
-    When any of them cannot go in together (a redelivery hits the unique constraint, a call was
+    When any of them cannot go in together (a redelivery hits the unique constraint, a stream was
     deleted), they are stored one by one instead, so the others still land.
     """
     if not finals:
         return []
+    counts = Counter(final["call_id"] for final in finals)
+    positions, seen = [], Counter()
+    for final in finals:
+        seen[final["call_id"]] += 1
+        positions.append(seen[final["call_id"]])
+    columns = {name: [final[name] for final in finals] for name in _FINAL_COLUMNS}
+    columns["words"] = [json.dumps(words) for words in columns["words"]]
+    # Outside a transaction the statement is its own: no BEGIN and COMMIT round trips. Inside one, a
+    # savepoint keeps a failed insert from spoiling the caller's transaction.
+    savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
-        speakers = _participants_for(finals)
-        with transaction.atomic():
-            next_numbers = take_sequences(Counter(final["call_id"] for final in finals))
-            segments = []
-            for final in finals:
-                sequence = next_numbers[final["call_id"]]
-                next_numbers[final["call_id"]] += 1
-                speaker = speakers.get((final["call_id"], final["participant_raw_id"]))
-                segments.append(TranscriptSegment(**final, participant=speaker, sequence=sequence))
-            TranscriptSegment.objects.bulk_create(segments)
-            for segment in segments:
-                _publish_on_commit(events.segment_event(segment))
-    except (IntegrityError, Call.DoesNotExist):  # a remembered speaker may be gone too
-        _remembered_speakers.clear()
+        with savepoint, connection.cursor() as cursor:
+            cursor.execute(
+                _INSERT_FINALS,
+                {**columns, "position": positions, "counted_call_ids": list(counts), "counts": list(counts.values())},
+            )
+            rows = cursor.fetchall()
+    except IntegrityError:
         return [store_final_if_call_exists(final) for final in finals]
+    stored = {(row[1], row[3]): row for row in rows}
+    segments = []
+    for final, position in zip(finals, positions, strict=True):
+        row = stored.get((final["call_id"], position))
+        segments.append(_stored_segment(final, *row) if row else store_final_if_call_exists(final))
+    for segment in segments:
+        if segment is not None:
+            _publish_on_commit(events.segment_event(segment))
     return segments
+
+
+_FINAL_COLUMNS = (
+    "call_id",
+    "stream_id",
+    "subscription_id",
+    "participant_raw_id",
+    "text",
+    "confidence",
+    "offset_ticks",
+    "duration_ticks",
+    "words",
+    "received_at",
+)
+
+# Locks the calls in id order, as `take_sequences`, so two processes storing finals of the same calls
+# cannot deadlock. A final whose call is gone has no row in `numbered` and is not inserted. Its
+# speaker is the Participant a media socket recorded when it first heard them (`note_participant`).
+_INSERT_FINALS = """
+WITH numbered AS (
+    UPDATE calls_call AS call SET last_sequence = call.last_sequence + taken.count
+    FROM (
+        SELECT id FROM calls_call WHERE id = ANY(%(counted_call_ids)s::uuid[]) ORDER BY id FOR NO KEY UPDATE
+    ) AS locked,
+        unnest(%(counted_call_ids)s::uuid[], %(counts)s::bigint[]) AS taken(id, count)
+    WHERE call.id = locked.id AND call.id = taken.id
+    RETURNING call.id, call.last_sequence - taken.count AS before
+), inserted AS (
+    INSERT INTO calls_transcriptsegment (
+        call_id, stream_id, subscription_id, participant_id, participant_raw_id, text, confidence,
+        offset_ticks, duration_ticks, words, result_status, received_at, sequence
+    )
+    SELECT final.call_id, final.stream_id, final.subscription_id, speaker.id, final.participant_raw_id,
+        final.text, final.confidence, final.offset_ticks, final.duration_ticks, final.words::jsonb, 'final',
+        final.received_at, numbered.before + final.position
+    FROM unnest(
+        %(call_id)s::uuid[], %(stream_id)s::bigint[], %(subscription_id)s::text[], %(participant_raw_id)s::text[],
+        %(text)s::text[], %(confidence)s::float8[], %(offset_ticks)s::bigint[], %(duration_ticks)s::bigint[],
+        %(words)s::text[], %(received_at)s::timestamptz[], %(position)s::bigint[]
+    ) AS final(
+        call_id, stream_id, subscription_id, participant_raw_id, text, confidence, offset_ticks, duration_ticks,
+        words, received_at, position
+    )
+    JOIN numbered ON numbered.id = final.call_id
+    LEFT JOIN calls_participant AS speaker
+        ON speaker.call_id = final.call_id AND speaker.raw_id = final.participant_raw_id
+        AND final.participant_raw_id <> ''
+    RETURNING id, call_id, sequence, participant_id
+)
+SELECT inserted.id, inserted.call_id, inserted.sequence, inserted.sequence - numbered.before,
+    speaker.id, speaker.raw_id, speaker.kind, speaker.display_name
+FROM inserted
+JOIN numbered ON numbered.id = inserted.call_id
+LEFT JOIN calls_participant AS speaker ON speaker.id = inserted.participant_id
+"""
+
+
+def _stored_segment(
+    final: Mapping[str, Any],
+    segment_id: int,
+    call_id: uuid.UUID,
+    sequence: int,
+    position: int,
+    *speaker: Any,
+) -> TranscriptSegment:
+    """The TranscriptSegment `_INSERT_FINALS` stored, from its returned row. A speaker not recorded yet
+    (their final came before the socket's `note_participant`) is recorded now."""
+    segment = TranscriptSegment(id=segment_id, **final, sequence=sequence)
+    speaker_id, raw_id, kind, display_name = speaker
+    if speaker_id is not None:
+        segment.participant = Participant(
+            id=speaker_id, call_id=call_id, raw_id=raw_id, kind=kind, display_name=display_name
+        )
+    elif final["participant_raw_id"]:
+        segment.participant = ensure_participant(call_id=call_id, raw_id=final["participant_raw_id"])
+        TranscriptSegment.objects.filter(pk=segment_id).update(participant=segment.participant)
+    return segment
 
 
 def store_final_if_call_exists(final: Mapping[str, Any]) -> TranscriptSegment | None:
@@ -364,34 +450,3 @@ def store_final_if_call_exists(final: Mapping[str, Any]) -> TranscriptSegment | 
             raise
         logger.warning("Final segment for call %s dropped: the call no longer exists", final["call_id"])
         return None
-
-
-def _participants_for(finals: Sequence[Mapping[str, Any]]) -> dict[tuple[uuid.UUID, str], Participant]:
-    """The Participant of each (call, raw id) among `finals`, created where missing.
-
-    Each is remembered for SPEAKERS_REMEMBERED_SECONDS: looking them up cost as much CPU as the rest
-    of storing a batch of one final (docs/performance.md). A display name given to a participant
-    meanwhile (in the admin, say) reaches live labels that much later; the stored segment points at
-    the participant row and is never stale.
-    """
-    wanted = {(final["call_id"], final["participant_raw_id"]) for final in finals if final["participant_raw_id"]}
-    now = time.monotonic()
-    found = {}
-    for key in wanted:
-        remembered = _remembered_speakers.get(key)
-        if remembered is not None and remembered[0] > now:
-            found[key] = remembered[1]
-    missing = wanted - found.keys()
-    if not missing:
-        return found
-    for participant in Participant.objects.filter(
-        call_id__in={call_id for call_id, _ in missing}, raw_id__in={raw_id for _, raw_id in missing}
-    ):
-        found[participant.call_id, participant.raw_id] = participant
-    for call_id, raw_id in missing - found.keys():
-        found[call_id, raw_id] = ensure_participant(call_id=call_id, raw_id=raw_id)
-    if len(_remembered_speakers) > MAX_SPEAKERS_REMEMBERED:
-        _remembered_speakers.clear()
-    for key in missing:
-        _remembered_speakers[key] = (now + SPEAKERS_REMEMBERED_SECONDS, found[key])
-    return found

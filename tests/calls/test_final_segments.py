@@ -67,11 +67,11 @@ def test_finals_of_several_calls_are_numbered_per_call_in_arrival_order() -> Non
 
 def test_many_finals_cost_the_queries_of_one(django_assert_max_num_queries) -> None:
     calls = [new_call() for _ in range(4)]
-    services.store_final_segments([final(call, "warm up", 0) for call in calls])  # speakers known now
+    services.store_final_segments([final(call, "warm up", 0) for call in calls])  # speakers recorded
 
-    # Sequence numbers, one INSERT, and the savepoint and release standing in for BEGIN and COMMIT
-    # inside the test's own transaction: the speakers are remembered from the warm-up.
-    with django_assert_max_num_queries(4):
+    # One statement, and the savepoint and its release that stand in, inside the test's own
+    # transaction, for the statement being a transaction of its own.
+    with django_assert_max_num_queries(3):
         services.store_final_segments([final(call, f"line {n}", n) for n in range(1, 6) for call in calls])
 
     assert [TranscriptSegment.objects.filter(call=call).count() for call in calls] == [6, 6, 6, 6]
@@ -100,8 +100,7 @@ def test_a_final_for_a_deleted_call_is_dropped_without_losing_the_others() -> No
     assert [text for _, text, _ in transcript(kept)] == ["Still here."]
 
 
-def test_a_display_name_given_later_reaches_live_labels_once_the_speaker_is_forgotten(monkeypatch) -> None:
-    monkeypatch.setattr(services, "SPEAKERS_REMEMBERED_SECONDS", 0.0)
+def test_a_display_name_given_meanwhile_names_the_next_final_live() -> None:
     call = new_call()
     services.store_final_segments([final(call, "Before.", 1)])
     Participant.objects.filter(call=call, raw_id=acs.CALLER).update(display_name="Dana")
@@ -111,8 +110,19 @@ def test_a_display_name_given_later_reaches_live_labels_once_the_speaker_is_forg
     assert segment is not None and events.segment_payload(segment)["speaker"] == "Dana"
 
 
+def test_a_speaker_not_recorded_yet_is_recorded_with_their_first_final() -> None:
+    call = new_call()
+
+    (segment,) = services.store_final_segments([final(call, "First words.", 1, participant=acs.AGENT)])
+
+    agent = Participant.objects.get(call=call, raw_id=acs.AGENT)
+    assert segment is not None and segment.participant == agent
+    assert TranscriptSegment.objects.get(pk=segment.pk).participant == agent
+    assert events.segment_payload(segment)["speaker"] == agent.label
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_final_whose_remembered_speaker_was_deleted_is_still_stored() -> None:
+def test_a_final_whose_speaker_was_deleted_is_still_stored() -> None:
     call = new_call()
     services.store_final_segments([final(call, "Hello.", 1)])
     Participant.objects.filter(call=call).delete()  # in the admin, by another process
@@ -139,3 +149,15 @@ def test_a_final_whose_stream_was_deleted_is_stored_without_it(caplog) -> None:
     assert [text for _, text, _ in transcript(call)] == ["Hello.", "Still heard."]
     assert TranscriptSegment.objects.get(text="Still heard.").stream is None
     assert f"stream {stream_id}" in caplog.text
+
+
+def test_a_final_of_mixed_audio_without_confidence_is_stored_without_a_speaker() -> None:
+    call = new_call()
+
+    (segment,) = services.store_final_segments(
+        [{**final(call, "Both at once.", 1, participant=""), "confidence": None}]
+    )
+
+    stored = TranscriptSegment.objects.get(pk=segment.pk)
+    assert (stored.participant, stored.confidence, stored.words) == (None, None, segment.words)
+    assert events.segment_payload(segment)["speaker"] == "Unknown speaker"
