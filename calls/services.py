@@ -49,23 +49,33 @@ def next_sequence(call_id: uuid.UUID) -> int:
 
 def take_sequences(counts: Mapping[uuid.UUID, int]) -> dict[uuid.UUID, int]:
     """Take a block of `count` consecutive live-feed numbers for each call, in one statement; returns
-    the first number of each block. The calls are locked in id order, so two processes storing finals
-    of the same calls cannot deadlock, and FOR NO KEY UPDATE, as `CallQuerySet.locked_for_change`."""
-    ids = sorted(counts)
-    table = Call._meta.db_table
+    the first number of each block."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS call SET last_sequence = call.last_sequence + taken.count "  # noqa: S608 - table name only
-            f"FROM (SELECT id FROM {table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE) AS locked, "
-            "unnest(%s::uuid[], %s::bigint[]) AS taken(id, count) "
-            "WHERE call.id = locked.id AND call.id = taken.id RETURNING call.id, call.last_sequence",
-            [ids, ids, [counts[call_id] for call_id in ids]],
-        )
+        cursor.execute(_TAKE_SEQUENCES, _numbered_parameters(counts))
         rows = cursor.fetchall()
-    if len(rows) != len(ids):
-        missing = set(ids) - {call_id for call_id, _ in rows}
+    if len(rows) != len(counts):
+        missing = set(counts) - {call_id for call_id, _ in rows}
         raise Call.DoesNotExist(f"no call {', '.join(map(str, missing))}")
-    return {call_id: last - counts[call_id] + 1 for call_id, last in rows}
+    return {call_id: before + 1 for call_id, before in rows}
+
+
+# Takes `counts[i]` numbers for call `call_ids[i]` and returns (id, the number before the block). The
+# calls are locked in id order, so two processes storing finals of the same calls cannot deadlock,
+# and FOR NO KEY UPDATE, as `CallQuerySet.locked_for_change`.
+_NUMBERED = """numbered AS (
+    UPDATE calls_call AS call SET last_sequence = call.last_sequence + taken.count
+    FROM (
+        SELECT id FROM calls_call WHERE id = ANY(%(call_ids)s::uuid[]) ORDER BY id FOR NO KEY UPDATE
+    ) AS locked,
+        unnest(%(call_ids)s::uuid[], %(counts)s::bigint[]) AS taken(id, count)
+    WHERE call.id = locked.id AND call.id = taken.id
+    RETURNING call.id, call.last_sequence - taken.count AS before
+)"""
+_TAKE_SEQUENCES = f"WITH {_NUMBERED} SELECT id, before FROM numbered"  # noqa: S608 - constants only
+
+
+def _numbered_parameters(counts: Mapping[uuid.UUID, int]) -> dict[str, list[Any]]:
+    return {"call_ids": list(counts), "counts": list(counts.values())}
 
 
 def _publish_on_commit(event: events.LiveEvent) -> None:
@@ -345,10 +355,7 @@ def store_final_segments(finals: Sequence[Mapping[str, Any]]) -> list[Transcript
     savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
     try:
         with savepoint, connection.cursor() as cursor:
-            cursor.execute(
-                _INSERT_FINALS,
-                {**columns, "position": positions, "counted_call_ids": list(counts), "counts": list(counts.values())},
-            )
+            cursor.execute(_INSERT_FINALS, {**columns, "position": positions, **_numbered_parameters(counts)})
             rows = cursor.fetchall()
     except IntegrityError:
         return [store_final_if_call_exists(final) for final in finals]
@@ -376,19 +383,10 @@ _FINAL_COLUMNS = (
     "received_at",
 )
 
-# Locks the calls in id order, as `take_sequences`, so two processes storing finals of the same calls
-# cannot deadlock. A final whose call is gone has no row in `numbered` and is not inserted. Its
-# speaker is the Participant a media socket recorded when it first heard them (`note_participant`).
-_INSERT_FINALS = """
-WITH numbered AS (
-    UPDATE calls_call AS call SET last_sequence = call.last_sequence + taken.count
-    FROM (
-        SELECT id FROM calls_call WHERE id = ANY(%(counted_call_ids)s::uuid[]) ORDER BY id FOR NO KEY UPDATE
-    ) AS locked,
-        unnest(%(counted_call_ids)s::uuid[], %(counts)s::bigint[]) AS taken(id, count)
-    WHERE call.id = locked.id AND call.id = taken.id
-    RETURNING call.id, call.last_sequence - taken.count AS before
-), inserted AS (
+# A final whose call is gone has no row in `numbered` and is not inserted. Its speaker is the
+# Participant a media socket recorded when it first heard them (`note_participant`).
+_INSERT_FINALS = f"""
+WITH {_NUMBERED}, inserted AS (
     INSERT INTO calls_transcriptsegment (
         call_id, stream_id, subscription_id, participant_id, participant_raw_id, text, confidence,
         offset_ticks, duration_ticks, words, result_status, received_at, sequence
@@ -415,7 +413,7 @@ SELECT inserted.id, inserted.call_id, inserted.sequence, inserted.sequence - num
 FROM inserted
 JOIN numbered ON numbered.id = inserted.call_id
 LEFT JOIN calls_participant AS speaker ON speaker.id = inserted.participant_id
-"""
+"""  # noqa: S608 - constants only
 
 
 def _stored_segment(
