@@ -3,7 +3,8 @@
     .venv/bin/python bench/media_load.py --calls 100 --participants 2 --seconds 30 --repeats 3
 
 Each repeat runs the same load twice: against daphne serving Callscribe (DEBUG off, JWT checks off,
-the bench database `callscribe_bench` on the local PostgreSQL, Redis channel layer) and against
+the database `callscribe_media_bench`, re-created empty for each invocation, on the local
+PostgreSQL, Redis channel layer) and against
 bench/baseline_server.py. Both servers are pinned to core 1 with taskset, the generator to core 0.
 See docs/performance.md for what is reported and the results.
 """
@@ -36,6 +37,7 @@ START_MARGIN = 1.0  # seconds between the last socket connecting and the first f
 VIEWER_GRACE = 5.0  # how long viewers may take to receive the last finals
 BENCH_SECRET_KEY = "callscribe-benchmark-only-secret-key-not-for-production"
 BENCH_METRICS_TOKEN = "bench-metrics-token"
+BENCH_DATABASE = "callscribe_media_bench"  # re-created by each invocation; bench/search_bench.py has its own
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -63,12 +65,16 @@ def setup_django(database_url: str) -> None:
     django.setup()
 
 
-def ensure_bench_database(admin_url: str, name: str) -> str:
+def fresh_bench_database(admin_url: str, name: str, keep: bool) -> str:
+    """A database of the benchmark's own, created empty for each invocation (unless `keep`), so that
+    what earlier runs left behind (never-ended calls, their segments) cannot change the figures."""
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as connection:
         exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
+        if exists and not keep:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        if not exists or not keep:
             connection.execute(f'CREATE DATABASE "{name}"')
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
@@ -485,13 +491,16 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="'' for the in-memory layer")
     parser.add_argument("--channel-layer", choices=("core", "pubsub"), default="pubsub", help="channels_redis backend")
     parser.add_argument("--output", type=Path, help="append each run's JSON report to this file")
+    parser.add_argument(
+        "--keep-database", action="store_true", help=f"reuse {BENCH_DATABASE} as it is instead of re-creating it"
+    )
     args = parser.parse_args()
     args.viewers = args.calls if args.viewers is None else args.viewers
     if args.audio_only:
         args.viewers = 0
 
     os.sched_setaffinity(0, {GENERATOR_CORE})
-    args.database_url = ensure_bench_database(args.admin_database_url, "callscribe_bench")
+    args.database_url = fresh_bench_database(args.admin_database_url, BENCH_DATABASE, keep=args.keep_database)
     setup_django(args.database_url)
     migrate()
     cookie = viewer_cookie()
