@@ -310,22 +310,16 @@ def store_final_segment(
         "received_at": received_at,
     }
     try:
-        return _insert_final(final)
+        (segment,) = _insert_finals([final])
     except IntegrityError as error:
         if _violated_constraint(error) == REDELIVERY_CONSTRAINT:
             return None
         if stream_id is None or MediaStream.objects.filter(pk=stream_id).exists():
             raise
-    logger.warning("call %s: final segment stored without its stream %s, which was deleted", call_id, stream_id)
-    return store_final_segment(**{**final, "stream_id": None})
-
-
-def _insert_final(final: Mapping[str, Any]) -> TranscriptSegment:
-    call_id, raw_id = final["call_id"], final["participant_raw_id"]
-    participant = ensure_participant(call_id=call_id, raw_id=raw_id) if raw_id else None
-    with transaction.atomic():
-        segment = TranscriptSegment.objects.create(**final, participant=participant, sequence=next_sequence(call_id))
-        _publish_on_commit(events.segment_event(segment))
+        logger.warning("call %s: final segment stored without its stream %s, which was deleted", call_id, stream_id)
+        return store_final_segment(**{**final, "stream_id": None})
+    if segment is None:
+        raise Call.DoesNotExist(f"no call {call_id}")
     return segment
 
 
@@ -341,6 +335,19 @@ def store_final_segments(finals: Sequence[Mapping[str, Any]]) -> list[Transcript
     When any of them cannot go in together (a redelivery hits the unique constraint, a stream was
     deleted), they are stored one by one instead, so the others still land.
     """
+    try:
+        segments = _insert_finals(finals)
+    except IntegrityError:
+        return [store_final_if_call_exists(final) for final in finals]
+    return [
+        segment if segment is not None else store_final_if_call_exists(final)
+        for final, segment in zip(finals, segments, strict=True)
+    ]
+
+
+def _insert_finals(finals: Sequence[Mapping[str, Any]]) -> list[TranscriptSegment | None]:
+    """Insert `finals` with `_INSERT_FINALS` and publish each after commit; None for a final whose
+    call is gone. Raises IntegrityError, inserting none, when any one of them breaks a constraint."""
     if not finals:
         return []
     counts = Counter(final["call_id"] for final in finals)
@@ -353,17 +360,14 @@ def store_final_segments(finals: Sequence[Mapping[str, Any]]) -> list[Transcript
     # Outside a transaction the statement is its own: no BEGIN and COMMIT round trips. Inside one, a
     # savepoint keeps a failed insert from spoiling the caller's transaction.
     savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
-    try:
-        with savepoint, connection.cursor() as cursor:
-            cursor.execute(_INSERT_FINALS, {**columns, "position": positions, **_numbered_parameters(counts)})
-            rows = cursor.fetchall()
-    except IntegrityError:
-        return [store_final_if_call_exists(final) for final in finals]
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(_INSERT_FINALS, {**columns, "position": positions, **_numbered_parameters(counts)})
+        rows = cursor.fetchall()
     stored = {(row[1], row[3]): row for row in rows}
     segments = []
     for final, position in zip(finals, positions, strict=True):
         row = stored.get((final["call_id"], position))
-        segments.append(_stored_segment(final, *row) if row else store_final_if_call_exists(final))
+        segments.append(_stored_segment(final, *row) if row else None)
     for segment in segments:
         if segment is not None:
             _publish_on_commit(events.segment_event(segment))
@@ -443,7 +447,7 @@ def store_final_if_call_exists(final: Mapping[str, Any]) -> TranscriptSegment | 
     there is nothing left to attach it to."""
     try:
         return store_final_segment(**final)
-    except (Call.DoesNotExist, IntegrityError):  # naming its speaker fails too when the call is gone
+    except (Call.DoesNotExist, IntegrityError):  # or a foreign key, if it went mid-store
         if Call.objects.filter(pk=final["call_id"]).exists():
             raise
         logger.warning("Final segment for call %s dropped: the call no longer exists", final["call_id"])
