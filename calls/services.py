@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -360,9 +361,8 @@ def _insert_finals(finals: Sequence[Mapping[str, Any]]) -> list[TranscriptSegmen
     # Outside a transaction the statement is its own: no BEGIN and COMMIT round trips. Inside one, a
     # savepoint keeps a failed insert from spoiling the caller's transaction.
     savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
-    with savepoint, connection.cursor() as cursor:
-        cursor.execute(_INSERT_FINALS, {**columns, "position": positions, **_numbered_parameters(counts)})
-        rows = cursor.fetchall()
+    with savepoint:
+        rows = _fetch_prepared(_INSERT_FINALS, {**columns, "position": positions, **_numbered_parameters(counts)})
     stored = {(row[1], row[3]): row for row in rows}
     segments = []
     for final, position in zip(finals, positions, strict=True):
@@ -372,6 +372,20 @@ def _insert_finals(finals: Sequence[Mapping[str, Any]]) -> list[TranscriptSegmen
         if segment is not None:
             _publish_on_commit(events.segment_event(segment))
     return segments
+
+
+def _fetch_prepared(sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Run `sql` as a prepared statement on Django's connection and return its rows.
+
+    PostgreSQL then parses and plans it once per connection instead of on every run: for the finals
+    insert that was half of PostgreSQL's work per final (docs/performance.md). Django's own cursors
+    bind parameters on the client and are never prepared, and Django turns psycopg's preparing off
+    unless the `prepare_threshold` option is set (config/settings.py); without it this runs unprepared.
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
 
 
 _FINAL_COLUMNS = (

@@ -84,6 +84,12 @@ else:
 # Media sockets store finals from worker threads: reusing their connections saves a connect per final.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The statements the code asks psycopg to prepare (the finals insert) are parsed and planned once per
+# connection; Django's own queries bind client-side and are never prepared. Behind a pooler that cannot
+# keep prepared statements (PgBouncer in transaction mode before 1.21), set it False.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None  # 5: psycopg's default
+)
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_callscribe")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from calls import services
@@ -65,16 +66,43 @@ def test_finals_of_several_calls_are_numbered_per_call_in_arrival_order() -> Non
     assert Participant.objects.filter(call=first).count() == 2
 
 
-def test_many_finals_cost_the_queries_of_one(django_assert_max_num_queries) -> None:
+def finals_statement_runs() -> int:
+    """How often this connection ran the prepared finals insert (PostgreSQL counts a prepared statement's
+    runs by the kind of plan each used)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(generic_plans + custom_plans), 0) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%INSERT INTO calls_transcriptsegment%"],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_many_finals_are_stored_by_one_run_of_one_prepared_statement(django_assert_max_num_queries) -> None:
     calls = [new_call() for _ in range(4)]
     services.store_final_segments([final(call, "warm up", 0) for call in calls])  # speakers recorded
+    runs = finals_statement_runs()
 
-    # One statement, and the savepoint and its release that stand in, inside the test's own
+    # Besides the statement, only the savepoint and its release that stand in, inside the test's own
     # transaction, for the statement being a transaction of its own.
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(2):
         services.store_final_segments([final(call, f"line {n}", n) for n in range(1, 6) for call in calls])
 
+    assert finals_statement_runs() == runs + 1
     assert [TranscriptSegment.objects.filter(call=call).count() for call in calls] == [6, 6, 6, 6]
+
+
+def test_without_prepared_statements_finals_are_stored_all_the_same(monkeypatch) -> None:
+    """DATABASE_PREPARED_STATEMENTS=False, behind a pooler that cannot keep prepared statements."""
+    call = new_call()
+    connection.ensure_connection()
+    monkeypatch.setattr(connection.connection, "prepare_threshold", None)
+    runs = finals_statement_runs()
+
+    services.store_final_segments([final(call, "one", 1), final(call, "two", 2)])
+    services.store_final_segment(**final(call, "three", 3))
+
+    assert finals_statement_runs() == runs
+    assert [text for _, text, _ in transcript(call)] == ["one", "two", "three"]
 
 
 def test_a_redelivered_final_is_skipped_and_the_rest_of_the_batch_still_lands() -> None:
