@@ -66,8 +66,7 @@ class Publisher:
 
     async def _send(self, layer: Any, batch: list[Message]) -> None:
         if not isinstance(layer, RedisPubSubChannelLayer):
-            for group, message in batch:
-                await layer.group_send(group, message)
+            await _group_send_each(layer, batch)
             return
         if self.redis is None:
             # The layer is configured with this one host (config/settings.py), so every group's
@@ -97,12 +96,15 @@ def send_soon(messages: list[Message]) -> None:
 
 async def send_now(messages: list[Message]) -> None:
     """Send messages before returning, one `group_send` each: for code outside a server."""
-    layer = get_channel_layer()
     try:
-        for group, message in messages:
-            await layer.group_send(group, message)
+        await _group_send_each(get_channel_layer(), messages)
     except Exception as error:
         _count_unsent(len(messages), error)
+
+
+async def _group_send_each(layer: Any, messages: list[Message]) -> None:
+    for group, message in messages:
+        await layer.group_send(group, message)
 
 
 _last_failure_log = 0.0
