@@ -12,7 +12,7 @@ from datetime import date
 from itertools import zip_longest
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, Func, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -25,6 +25,9 @@ SEARCH_CONFIG = "english"
 # escaped and only the markers turned into <mark>.
 HIGHLIGHT_START = "\ue000"
 HIGHLIGHT_STOP = "\ue001"
+# ts_headline's parser takes "<...>" for markup and leaves it out of snippets; it gets the text with these
+# stand-ins for angle brackets (which it treats as spaces, so words still match) and they are put back.
+ANGLE_BRACKET_STAND_INS = "\ue002\ue003"
 HEADLINE_OPTIONS = {"max_words": 35, "min_words": 15}
 PHONE_PUNCTUATION = re.compile(r"[\s().-]")
 
@@ -122,8 +125,11 @@ class SearchHit:
 
 def search_hits(text: str, page: list[TranscriptSegment]) -> list[SearchHit]:
     """Highlighted snippets for one page of results: ts_headline is costly, so it runs on the page only."""
+    text_without_brackets = Func(
+        F("text"), Value("<>"), Value(ANGLE_BRACKET_STAND_INS), function="translate", output_field=TextField()
+    )
     headline = SearchHeadline(
-        "text",
+        text_without_brackets,
         transcript_query(text),
         config=SEARCH_CONFIG,
         start_sel=HIGHLIGHT_START,
@@ -140,6 +146,7 @@ def search_hits(text: str, page: list[TranscriptSegment]) -> list[SearchHit]:
 
 def highlighted(headline: str) -> SafeString:
     """Escape a ts_headline result, turning only its highlight markers into <mark>."""
+    headline = headline.translate(str.maketrans(ANGLE_BRACKET_STAND_INS, "<>"))
     pieces = re.split(f"{HIGHLIGHT_START}(.*?){HIGHLIGHT_STOP}", headline, flags=re.DOTALL)
     plain, marked = pieces[0::2], pieces[1::2]
     return format_html_join(
