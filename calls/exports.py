@@ -11,7 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from calls.models import TICKS_PER_MILLISECOND, Call, TranscriptSegment
+from calls.models import TICKS_PER_MILLISECOND, Call, TranscriptSegment, raw_id_label
 
 FORMATS = ("json", "txt", "vtt", "srt")
 CONTENT_TYPES = {
@@ -40,7 +40,7 @@ def ticks_to_ms(ticks: int) -> int | Decimal:
 def speaker(segment: TranscriptSegment) -> str:
     if segment.participant is not None:
         return segment.participant.label
-    return segment.participant_raw_id or "Unknown speaker"
+    return raw_id_label(segment.participant_raw_id) or "Unknown speaker"
 
 
 def transcript_json(call: Call) -> str:

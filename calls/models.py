@@ -111,18 +111,23 @@ class Call(models.Model):
     def is_live(self) -> bool:
         return self.state not in ENDED_STATES
 
+    @property
+    def label(self) -> str:
+        """What staff call a call: the caller's name or number (the live pages get it in call events)."""
+        return self.caller_display_name or raw_id_label(self.caller) or str(self.id)
+
 
 ENDED_STATES = (Call.State.DISCONNECTED, Call.State.FAILED)
 
 
 class Participant(models.Model):
     class Kind(models.TextChoices):
-        PHONE = "phone"
-        ACS_USER = "acs_user"
-        TEAMS_USER = "teams_user"
-        TEAMS_APP = "teams_app"
-        TEAMS_VISITOR = "teams_visitor"
-        UNKNOWN = "unknown"
+        PHONE = "phone", "Phone"
+        ACS_USER = "acs_user", "ACS user"
+        TEAMS_USER = "teams_user", "Teams user"
+        TEAMS_APP = "teams_app", "Teams app"
+        TEAMS_VISITOR = "teams_visitor", "Teams guest"
+        UNKNOWN = "unknown", "Unknown"
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="participants")
     raw_id = models.CharField(max_length=300, help_text="ACS participantRawID; empty for mixed audio.")
@@ -142,11 +147,37 @@ class Participant(models.Model):
 
     @property
     def label(self) -> str:
-        if self.display_name:
-            return self.display_name
-        if self.kind == Participant.Kind.PHONE:
-            return self.raw_id.removeprefix("4:")
-        return self.raw_id or "Mixed audio"
+        return self.display_name or raw_id_label(self.raw_id) or "Mixed audio"
+
+
+_KIND_PREFIXES = (
+    ("4:", Participant.Kind.PHONE),
+    ("8:acs:", Participant.Kind.ACS_USER),
+    ("8:gcch-acs:", Participant.Kind.ACS_USER),
+    ("8:dod-acs:", Participant.Kind.ACS_USER),
+    ("8:teamsvisitor:", Participant.Kind.TEAMS_VISITOR),
+    ("8:orgid:", Participant.Kind.TEAMS_USER),
+    ("8:gcch:", Participant.Kind.TEAMS_USER),
+    ("8:dod:", Participant.Kind.TEAMS_USER),
+    ("28:", Participant.Kind.TEAMS_APP),
+)
+
+
+def participant_kind(raw_id: str) -> str:
+    """The kind of an ACS raw identifier, from its prefix (reference 1.4)."""
+    return next((kind for prefix, kind in _KIND_PREFIXES if raw_id.startswith(prefix)), Participant.Kind.UNKNOWN)
+
+
+def raw_id_label(raw_id: str) -> str:
+    """How staff see an ACS identity that has no display name: a phone number as dialled; an ACS or Teams
+    identity (up to ~90 characters, mostly the resource's id) by its kind and the end of its id, which
+    tells a call's participants apart; anything else as given. Pages show the whole id on hover."""
+    kind = participant_kind(raw_id)
+    if kind == Participant.Kind.PHONE:
+        return raw_id.removeprefix("4:")
+    if kind == Participant.Kind.UNKNOWN:
+        return raw_id
+    return f"{Participant.Kind(kind).label} …{raw_id[-8:]}"
 
 
 class MediaStream(models.Model):

@@ -21,7 +21,7 @@ import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from calls.models import Call, Gap, MediaStream, Participant, TranscriptSegment
+from calls.models import Call, Gap, MediaStream, Participant, TranscriptSegment, participant_kind
 from streaming import events
 
 logger = logging.getLogger(__name__)
@@ -102,23 +102,6 @@ def create_call(
     call.last_sequence = next_sequence(call.id)
     _publish_on_commit(events.call_event(call, "created"))
     return call
-
-
-def participant_kind(raw_id: str) -> str:
-    """The kind of an ACS raw identifier, from its prefix (reference 1.4)."""
-    kind = Participant.Kind
-    prefixes = (
-        ("4:", kind.PHONE),
-        ("8:acs:", kind.ACS_USER),
-        ("8:gcch-acs:", kind.ACS_USER),
-        ("8:dod-acs:", kind.ACS_USER),
-        ("8:teamsvisitor:", kind.TEAMS_VISITOR),
-        ("8:orgid:", kind.TEAMS_USER),
-        ("8:gcch:", kind.TEAMS_USER),
-        ("8:dod:", kind.TEAMS_USER),
-        ("28:", kind.TEAMS_APP),
-    )
-    return next((value for prefix, value in prefixes if raw_id.startswith(prefix)), kind.UNKNOWN)
 
 
 def ensure_participant(*, call_id: uuid.UUID, raw_id: str, display_name: str = "") -> Participant:

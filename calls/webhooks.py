@@ -27,11 +27,11 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from calls import control, recovery, services
+from calls import control, recovery
 from calls.acs import AcsError, ConnectionInfo
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
 from calls.control import MEDIA, TRANSCRIPTION, StreamKind
-from calls.models import Call, CallEvent, Gap, Participant
+from calls.models import Call, CallEvent, Gap, Participant, participant_kind
 from calls.tokens import unsign_callback_token
 from streaming.packets import NUL_ESCAPE_BYTES
 
@@ -257,7 +257,7 @@ def _participants_updated(call: Call, data: dict[str, Any]) -> None:
             call=call,
             raw_id=raw_id,
             defaults={
-                "kind": services.participant_kind(raw_id),
+                "kind": participant_kind(raw_id),
                 "is_muted": bool(entry.get("isMuted")),
                 "is_on_hold": bool(entry.get("isOnHold")),
                 "in_call": True,

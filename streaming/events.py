@@ -17,7 +17,8 @@ from typing import Literal, TypedDict
 
 from asgiref.sync import SyncToAsync, async_to_sync
 
-from calls.models import TICKS_PER_MILLISECOND, Call, MediaStream, TranscriptSegment
+from calls import exports
+from calls.models import TICKS_PER_MILLISECOND, Call, MediaStream, TranscriptSegment, raw_id_label
 from streaming import publisher
 
 CALLS_GROUP = "calls"
@@ -64,6 +65,7 @@ class CallPayload(TypedDict):
     caller: str
     callee: str
     caller_display_name: str
+    label: str  # what staff call the call (Call.label)
     media_streaming_status: str
     transcription_status: str
     created_at: str
@@ -98,6 +100,7 @@ class PartialText(TypedDict):
     type: Literal["partial"]
     call_id: str
     participant: str
+    speaker: str  # from the raw id alone: a page that knows the participant's display name shows that
     text: str
     start_ms: float
     sent_at: float  # time.time() when published, so the benchmark can measure live latency
@@ -112,12 +115,11 @@ def ticks_to_ms(ticks: int) -> float:
 
 def segment_payload(segment: TranscriptSegment) -> SegmentPayload:
     """Needs `segment.participant` loaded (select_related) to name the speaker without a query."""
-    participant = segment.participant
     return {
         "id": segment.pk,
         "sequence": segment.sequence,
         "participant": segment.participant_raw_id,
-        "speaker": participant.label if participant else (segment.participant_raw_id or "Unknown speaker"),
+        "speaker": exports.speaker(segment),
         "text": segment.text,
         "confidence": segment.confidence,
         "start_ms": ticks_to_ms(segment.offset_ticks),
@@ -143,6 +145,7 @@ def call_payload(call: Call) -> CallPayload:
         "caller": call.caller,
         "callee": call.callee,
         "caller_display_name": call.caller_display_name,
+        "label": call.label,
         "media_streaming_status": call.media_streaming_status,
         "transcription_status": call.transcription_status,
         "created_at": call.created_at.isoformat(),
@@ -191,6 +194,7 @@ def partial_event(call_id: uuid.UUID, participant: str, text: str, offset_ticks:
         "type": "partial",
         "call_id": str(call_id),
         "participant": participant,
+        "speaker": raw_id_label(participant) or "Unknown speaker",
         "text": text,
         "start_ms": ticks_to_ms(offset_ticks),
         "sent_at": time.time(),

@@ -5,20 +5,19 @@ from datetime import timedelta
 from django import template
 
 from calls import display, exports
-from calls.models import Call, TranscriptSegment
+from calls.models import Call, TranscriptSegment, raw_id_label
 
 register = template.Library()
 
 
 @register.filter
 def call_label(call: Call) -> str:
-    """What staff call a call: the caller's name or number (static/calls/live.js callLabel mirrors this)."""
-    return call.caller_display_name or participant_label(call.caller) or str(call.id)
+    return call.label
 
 
 @register.filter
 def participant_label(raw_id: str) -> str:
-    return raw_id.removeprefix("4:") if raw_id else ""
+    return raw_id_label(raw_id) if raw_id else ""
 
 
 @register.filter

@@ -28,12 +28,8 @@ function clock(milliseconds) {
   return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${seconds}` : `${minutes}:${seconds}`;
 }
 
-function participantLabel(rawId) {
-  return rawId ? rawId.replace(/^4:/, "") : "";
-}
-
 function callLabel(call) {
-  return call.caller_display_name || participantLabel(call.caller) || call.id;
+  return call.label || call.id;
 }
 
 function statusLabel(value) {
@@ -296,7 +292,7 @@ class Transcript {
       line.setAttribute("aria-hidden", "true"); // screen readers hear the final, not every guess
       line.dataset.participant = participant;
       line.append(element("span", "time"), " ", element("span", "text"));
-      this.turnFor(participant).append(line);
+      this.turnFor(participant, null, message.speaker).append(line);
       this.partials.set(participant, line);
     }
     line.dataset.startMs = String(startMs);
@@ -311,14 +307,18 @@ class Transcript {
     if (turn && !turn.querySelector(".line")) turn.remove();
   }
 
-  turnFor(participant, speaker) {
+  // A final's speaker is the server's current name for them; intermediate text comes with a name made
+  // from the raw id alone (`fallback`), used only when the page has no better one.
+  turnFor(participant, speaker, fallback) {
     const last = this.list.lastElementChild;
     if (last && last.dataset.participant === participant) return last;
     const turn = element("li", "turn");
     turn.dataset.participant = participant;
-    const label = speaker || this.labels.get(participant) || participantLabel(participant) || "Unknown speaker";
+    const label = speaker || this.labels.get(participant) || fallback || "Unknown speaker";
     this.labels.set(participant, label);
-    turn.append(element("p", "speaker", label));
+    const heading = element("p", "speaker", label);
+    heading.title = participant;
+    turn.append(heading);
     this.list.append(turn);
     return turn;
   }

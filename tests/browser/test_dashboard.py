@@ -85,7 +85,8 @@ def test_staff_log_in_and_watch_a_call_live(browser: object, dashboard_server: A
         expect(page.locator(".line.partial")).to_have_count(0)
         lines = page.locator(".line[data-sequence] .text")
         expect(lines).to_have_text(["My internet is down.", "Let me check that for you."])
-        expect(page.locator(".turn .speaker")).to_have_text(["+14255550100", acs.AGENT])
+        expect(page.locator(".turn .speaker")).to_have_text(["+14255550100", "ACS user …00000001"])
+        expect(page.locator(".turn .speaker").last).to_have_attribute("title", acs.AGENT)
     context.close()
 
 

@@ -175,6 +175,15 @@ def test_the_call_page_shows_turns_with_times_and_timed_words(alice_client: Clie
     assert f'data-after="{Call.objects.get(pk=call.pk).last_sequence}"' in page
 
 
+def test_identities_without_a_name_are_shown_short_with_the_whole_id_on_hover(alice_client: Client) -> None:
+    agent = "8:acs:1b5cc06b-f352-4571-b1e6-d9b259b7c776_00000006-7ce1-3f5c-85f4-343a0d00a1b2"
+    call = new_call(callee=agent)
+    say(call, agent, "Thanks for calling.", 1000)
+    page = alice_client.get(reverse("calls-detail", args=[call.id])).content.decode()
+    assert f'<p class="speaker" title="{agent}">ACS user …0d00a1b2</p>' in page
+    assert f'<dd title="{agent}">ACS user …0d00a1b2</dd>' in page
+
+
 def test_low_confidence_lines_are_marked(alice_client: Client, call: Call) -> None:
     say(call, acs.CALLER, "Clearly heard.", 1000, confidence=0.95)
     say(call, acs.CALLER, "Mumbled words.", 3000, confidence=0.31)

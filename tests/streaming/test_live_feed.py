@@ -45,6 +45,7 @@ async def test_a_viewer_gets_a_snapshot_then_intermediate_and_final_text(call: C
     viewer = await watch(f"/ws/calls/{call.id}/", staff_user)
     snapshot = await viewer.receive_json_from()
     assert (snapshot["type"], snapshot["segments"], snapshot["call"]["caller"]) == ("snapshot", [], "4:+14255550100")
+    assert snapshot["call"]["label"] == "+14255550100"
 
     await stream_transcript(
         call,
@@ -55,7 +56,7 @@ async def test_a_viewer_gets_a_snapshot_then_intermediate_and_final_text(call: C
         ],
     )
     partial = await receive_until(viewer, "partial")
-    assert (partial["participant"], partial["text"]) == (acs.CALLER, "my bill")
+    assert (partial["participant"], partial["speaker"], partial["text"]) == (acs.CALLER, "+14255550100", "my bill")
     final = await receive_until(viewer, "segment")
     assert final["segment"]["text"] == "My bill is wrong."
     assert final["segment"]["start_ms"] == 0.1 and final["segment"]["speaker"] == "+14255550100"
