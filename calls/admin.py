@@ -21,6 +21,9 @@ class ReadOnlyInline(admin.TabularInline):
     extra = 0
     show_change_link = False
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or can_watch(request.user)
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -85,6 +88,10 @@ class CallAdmin(admin.ModelAdmin):
     readonly_fields = [field.name for field in Call._meta.fields]
     inlines = [GapInline, TranscriptSegmentInline, CallEventInline]
     actions = ["export_transcripts", *control_views.ADMIN_ACTIONS]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whoever may watch calls on the dashboard may read them here too (the staff menu links here)."""
+        return super().has_view_permission(request, obj) or can_watch(request.user)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Call]:
         return search.with_summary(super().get_queryset(request))

@@ -103,3 +103,26 @@ def test_the_access_log_is_read_only(admin_client: Client, admin_user: User, cal
     assert "erin" in page and "view" in page
     assert admin_client.get(reverse("admin:calls_accesslog_add")).status_code == 403
     assert admin_client.post(reverse("admin:calls_accesslog_delete", args=[log.pk])).status_code == 403
+
+
+def test_staff_who_may_watch_calls_read_them_in_the_admin_without_changing_them(
+    bob_client: Client, supervisor: User, call: Call
+) -> None:
+    say(call, acs.CALLER, "Hello from the admin.", 1000)
+    CallEvent.objects.create(call=call, type="CallConnected", time=timezone.now())
+
+    assert "Calls" in bob_client.get(reverse("admin:index")).content.decode()
+    assert str(call.id) in changelist(bob_client)
+    response = bob_client.get(reverse("admin:calls_call_change", args=[call.id]))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Hello from the admin." in page and "CallConnected" in page
+    assert AccessLog.objects.filter(user=supervisor, call=call, action="view", detail="admin").exists()
+    assert bob_client.post(reverse("admin:calls_call_change", args=[call.id]), {"state": "failed"}).status_code == 403
+    assert bob_client.get(reverse("admin:calls_participant_changelist")).status_code == 403
+
+
+def test_staff_who_may_not_watch_calls_do_not_see_them_in_the_admin(call: Call) -> None:
+    client = logged_in(User.objects.create_user("dave", is_staff=True))
+    assert client.get(reverse("admin:calls_call_changelist")).status_code == 403
+    assert client.get(reverse("admin:calls_call_change", args=[call.id])).status_code == 403
