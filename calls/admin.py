@@ -12,17 +12,21 @@ from calls import audit, control_views, search
 from calls.display import call_page_context
 from calls.exports import export_transcript
 from calls.models import AccessLog, Call, CallEvent, Gap, MediaStream, Participant, TranscriptSegment
-from calls.templatetags.callscribe import call_label
 from streaming.live import can_watch
 
 
-class ReadOnlyInline(admin.TabularInline):
-    can_delete = False
-    extra = 0
-    show_change_link = False
+class WatchersMayView:
+    """Whoever may watch calls on the dashboard may read them in the admin too (the staff menu links
+    there); changing anything still takes Django's model permissions."""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_view_permission(request, obj) or can_watch(request.user)
+
+
+class ReadOnlyInline(WatchersMayView, admin.TabularInline):
+    can_delete = False
+    extra = 0
+    show_change_link = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -69,7 +73,7 @@ class HasGapsFilter(admin.SimpleListFilter):
 
 
 @admin.register(Call)
-class CallAdmin(admin.ModelAdmin):
+class CallAdmin(WatchersMayView, admin.ModelAdmin):
     list_display = [
         "label",
         "direction",
@@ -89,10 +93,6 @@ class CallAdmin(admin.ModelAdmin):
     inlines = [GapInline, TranscriptSegmentInline, CallEventInline]
     actions = ["export_transcripts", *control_views.ADMIN_ACTIONS]
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Whoever may watch calls on the dashboard may read them here too (the staff menu links here)."""
-        return super().has_view_permission(request, obj) or can_watch(request.user)
-
     def get_queryset(self, request: HttpRequest) -> QuerySet[Call]:
         return search.with_summary(super().get_queryset(request))
 
@@ -109,7 +109,7 @@ class CallAdmin(admin.ModelAdmin):
 
     @admin.display(description="call", ordering="created_at")
     def label(self, call: Call) -> str:
-        return call_label(call)
+        return call.label
 
     @admin.display(description="lines", ordering="segment_count")
     def segment_count(self, call: Call) -> int:

@@ -5,19 +5,14 @@ from datetime import timedelta
 from django import template
 
 from calls import display, exports
-from calls.models import Call, TranscriptSegment, raw_id_label
+from calls.models import TranscriptSegment, raw_id_label
 
 register = template.Library()
 
 
 @register.filter
-def call_label(call: Call) -> str:
-    return call.label
-
-
-@register.filter
 def participant_label(raw_id: str) -> str:
-    return raw_id_label(raw_id) if raw_id else ""
+    return raw_id_label(raw_id or "")
 
 
 @register.filter
