@@ -336,7 +336,6 @@ def server_settings(args: argparse.Namespace, log_dir: Path) -> dict[str, str]:
         "ACS_VERIFY_JWT": "False",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "WARNING",
-        "DATABASE_CONN_MAX_AGE": "60",
         "METRICS_TOKEN": BENCH_METRICS_TOKEN,
         "RECOVERY_WORKER": "False",
         "CHANNEL_LAYER_BACKEND": args.channel_layer,

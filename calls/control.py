@@ -185,15 +185,18 @@ def create_inbound_call(
     return call
 
 
-def answer_incoming_call(*, call_id: uuid.UUID, incoming_call_context: str) -> Call:
-    """Answer through ACS with streaming and transcription set up; a refusal marks the call failed."""
-    call = Call.objects.get(pk=call_id)
-    try:
-        info = acs.answer_call(call_id=call.id, incoming_call_context=incoming_call_context, locale=call.locale)
-    except AcsError as error:
-        _call_not_set_up(call_id, error)
-        raise
+def record_answer(call_id: uuid.UUID, info: acs.ConnectionInfo) -> Call:
+    """ACS accepted our answer (calls/answering.py makes the request)."""
     return _call_set_up(call_id, info, "Callscribe.CallAnswered", "Answered the call")
+
+
+def mark_unanswered(call_id: uuid.UUID, reason: str) -> None:
+    """The caller rang out: ACS refused every answer, or none got through while the call rang."""
+    with transaction.atomic():
+        call = locked_call(call_id)
+        record_event(call, "Callscribe.CallUnanswered", reason)
+        if call.is_live and call.state != Call.State.CONNECTED:
+            end_call(call, state=Call.State.UNANSWERED, reason=reason)
 
 
 def create_outbound_call(*, target: str, source_caller_id_number: str = "", user: User = None) -> Call:

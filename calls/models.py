@@ -39,7 +39,8 @@ class CallQuerySet(models.QuerySet["Call"]):
 
 class Call(models.Model):
     class State(models.TextChoices):
-        # Named as ACS's CallConnectionState names them, plus `failed` for a call that never connected.
+        # Named as ACS's CallConnectionState names them, plus `failed` for a call that never connected
+        # and `unanswered` for an incoming call Callscribe could not answer while it rang.
         UNKNOWN = "unknown"
         CONNECTING = "connecting"
         CONNECTED = "connected"
@@ -48,6 +49,7 @@ class Call(models.Model):
         DISCONNECTING = "disconnecting"
         DISCONNECTED = "disconnected"
         FAILED = "failed"
+        UNANSWERED = "unanswered"
 
     class Direction(models.TextChoices):
         INBOUND = "inbound"
@@ -117,7 +119,7 @@ class Call(models.Model):
         return self.caller_display_name or raw_id_label(self.caller) or str(self.id)
 
 
-ENDED_STATES = (Call.State.DISCONNECTED, Call.State.FAILED)
+ENDED_STATES = (Call.State.DISCONNECTED, Call.State.FAILED, Call.State.UNANSWERED)
 
 
 class Participant(models.Model):

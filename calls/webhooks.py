@@ -2,10 +2,12 @@
 (`POST /api/incoming-call`). Neither is a browser form, so both are CSRF-exempt; each has its own check.
 
 Both reply fast. A callback only touches the database. Answering an incoming call is a REST round
-trip to ACS, so it runs on a small thread pool after the response is decided, not inside the request.
-A thread rather than a RecoveryJob, because the incoming-call context expires within seconds and
-Event Grid does not redeliver after our 200: a durable queue buys nothing, and a polling worker would
-only add delay before the answer. If the answer fails, the call is marked failed with the reason.
+trip to ACS, so the webhook records the ring and calls/answering.py answers it after commit.
+
+Both are retried by their senders on any non-2xx answer, so a webhook that cannot get a database
+connection in time answers 503 with Retry-After (config/middleware.py), never 500; each event is
+stored in one transaction, and a redelivered event is recognised by its id, so a retry never stores
+anything twice.
 """
 
 from __future__ import annotations
@@ -14,21 +16,21 @@ import hmac
 import json
 import logging
 import math
+import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from calls import control, recovery
-from calls.acs import AcsError, ConnectionInfo
+from calls import answering, control, recovery
+from calls.acs import ConnectionInfo
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
 from calls.control import MEDIA, TRANSCRIPTION, StreamKind
 from calls.models import Call, CallEvent, Gap, Participant, participant_kind
@@ -41,8 +43,6 @@ Status = Call.StreamStatus
 EVENT_PREFIX = "Microsoft.Communication."
 SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 INCOMING_CALL = "Microsoft.Communication.IncomingCall"
-
-_answer_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="answer-call")
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -339,6 +339,7 @@ def _incoming_call_secret_ok(given: str) -> bool:
 @require_http_methods(["POST", "OPTIONS"])
 def incoming_call(request: HttpRequest) -> HttpResponse:
     """Event Grid delivers Microsoft.Communication.IncomingCall here (reference 3.4, 3.5)."""
+    rang_at = time.monotonic()  # the caller has been ringing since about now: the answer deadline counts from it
     if not _incoming_call_secret_ok(request.GET.get("secret", "")):
         return _error(401, "Missing or wrong ?secret= for the incoming-call webhook.")
     if request.method == "OPTIONS":
@@ -356,11 +357,11 @@ def incoming_call(request: HttpRequest) -> HttpResponse:
         if event_type == SUBSCRIPTION_VALIDATION:
             return JsonResponse({"validationResponse": data.get("validationCode")})
         if event_type == INCOMING_CALL:
-            _ring(event, data)
+            _ring(event, data, rang_at=rang_at)
     return JsonResponse({"received": len(grid_events)})
 
 
-def _ring(event: dict[str, Any], data: dict[str, Any]) -> None:
+def _ring(event: dict[str, Any], data: dict[str, Any], *, rang_at: float) -> None:
     context = data.get("incomingCallContext")
     if not context:
         logger.warning("IncomingCall %s without an incomingCallContext ignored", event.get("id"))
@@ -380,7 +381,7 @@ def _ring(event: dict[str, Any], data: dict[str, Any]) -> None:
         )
         record.call = call
         record.save(update_fields=["call"])
-        transaction.on_commit(lambda: _answer_pool.submit(_answer, call.id, str(context)))
+        transaction.on_commit(lambda: answering.answer_soon(call.id, str(context), locale=call.locale, rang_at=rang_at))
 
 
 def _create_grid_event(event: dict[str, Any]) -> CallEvent:
@@ -390,14 +391,3 @@ def _create_grid_event(event: dict[str, Any]) -> CallEvent:
         time=_event_time(event.get("eventTime") or event.get("time")),
         payload=event,
     )
-
-
-def _answer(call_id: uuid.UUID, incoming_call_context: str) -> None:
-    try:
-        control.answer_incoming_call(call_id=call_id, incoming_call_context=incoming_call_context)
-    except AcsError as error:
-        logger.warning("Call %s could not be answered: %s", call_id, error)
-    except Exception:
-        logger.exception("Answering call %s failed", call_id)
-    finally:
-        connections.close_all()  # this pool thread's own connections

@@ -17,6 +17,7 @@ from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 
+from config import database_pool
 from streaming import ingest, metrics
 
 CHECK_TIMEOUT = 2.0
@@ -78,5 +79,6 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
     offered = request.headers.get("Authorization", "")
     if not hmac.compare_digest(offered.encode(), f"Bearer {token}".encode()):
         return HttpResponse("metrics need the bearer token\n", status=401, content_type="text/plain")
+    database_pool.copy_pool_stats()
     body, content_type = metrics.exposition()
     return HttpResponse(body, content_type=content_type)

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.database_pool.DatabaseBusyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -81,13 +82,31 @@ else:
     from config.embedded_postgres import embedded_database_url
 
     DATABASES = {"default": env.db_url_config(embedded_database_url(BASE_DIR / "data" / "postgres"))}
-# Media sockets store finals from worker threads: reusing their connections saves a connect per final.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Every process borrows connections from one psycopg pool (Django's OPTIONS["pool"]) and gives them
+# back at the end of each request, so a process never holds more than DATABASE_POOL_MAX_SIZE,
+# whatever the request rate. Persistent per-thread connections (CONN_MAX_AGE) leaked under ASGI, where
+# every request runs in a thread of its own (docs/deployment.md, "Database connections").
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool requires it: "closing" returns the connection
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # the pool checks a connection before lending it
+DATABASE_POOL_MIN_SIZE = env.int("DATABASE_POOL_MIN_SIZE", default=2)
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=20)
+# How long a request waits for a free connection before it is answered 503 with Retry-After.
+DATABASE_POOL_TIMEOUT = env.float("DATABASE_POOL_TIMEOUT", default=5.0)
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": DATABASE_POOL_MIN_SIZE,
+    "max_size": DATABASE_POOL_MAX_SIZE,
+    "timeout": DATABASE_POOL_TIMEOUT,
+    "name": "callscribe",
+}
+if "DATABASE_CONN_MAX_AGE" in env:
+    raise ImproperlyConfigured(
+        "DATABASE_CONN_MAX_AGE is gone: connections come from a pool now. Remove it and size the pool with "
+        "DATABASE_POOL_MIN_SIZE, DATABASE_POOL_MAX_SIZE and DATABASE_POOL_TIMEOUT (README.md)."
+    )
 # The statements the code asks psycopg to prepare (the finals insert) are parsed and planned once per
 # connection; Django's own queries bind client-side and are never prepared. Behind a pooler that cannot
 # keep prepared statements (PgBouncer in transaction mode before 1.21), set it False.
-DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
     5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None  # 5: psycopg's default
 )
 DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="test_callscribe")}
@@ -165,6 +184,12 @@ TRANSCRIPTION_LOCALE = env.str("TRANSCRIPTION_LOCALE", default="en-US")
 START_MEDIA_STREAMING_ON_ANSWER = env.bool("START_MEDIA_STREAMING_ON_ANSWER", default=True)
 START_TRANSCRIPTION_ON_ANSWER = env.bool("START_TRANSCRIPTION_ON_ANSWER", default=True)
 INCOMING_CALL_SECRET = env.str("INCOMING_CALL_SECRET", default="")
+# Threads that answer incoming calls (calls/answering.py): each holds a database connection only
+# between its REST round trips, so a burst of rings is answered in parallel without draining the pool.
+ANSWER_WORKERS = env.int("ANSWER_WORKERS", default=8)
+# How long after the ring an answer is still tried. ACS stops ringing an unanswered call after about
+# 30 s (then the incoming-call context is useless); stopping earlier leaves time to record why.
+ANSWER_DEADLINE_SECONDS = env.float("ANSWER_DEADLINE_SECONDS", default=20.0)
 # Run the recovery worker (calls/recovery.py) as a thread in each daphne process; off under pytest.
 RECOVERY_WORKER = env.bool("RECOVERY_WORKER", default="pytest" not in sys.modules)
 # Seconds between the recovery worker's passes.

@@ -71,6 +71,7 @@ class CallPayload(TypedDict):
     created_at: str
     connected_at: str | None
     ended_at: str | None
+    end_reason: str  # why the call ended or never connected, in words
     last_sequence: int
 
 
@@ -151,6 +152,7 @@ def call_payload(call: Call) -> CallPayload:
         "created_at": call.created_at.isoformat(),
         "connected_at": call.connected_at.isoformat() if call.connected_at else None,
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "end_reason": call.end_reason,
         "last_sequence": call.last_sequence,
     }
 

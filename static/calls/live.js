@@ -8,7 +8,7 @@
 
 const SESSION_ENDED_CODE = 4401;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
-const ENDED_STATES = new Set(["disconnected", "failed"]);
+const ENDED_STATES = new Set(["disconnected", "failed", "unanswered"]);
 const FOLLOW_SLACK_PX = 48;
 
 // --- small helpers ----------------------------------------------------------------------------
@@ -364,6 +364,8 @@ class Transcript {
     setCallField("state", stateLabel(call.state));
     setCallField("media_streaming_status", statusLabel(call.media_streaming_status));
     setCallField("transcription_status", statusLabel(call.transcription_status));
+    setCallField("end_reason", call.end_reason || "");
+    for (const node of document.querySelectorAll('[data-shown-with="end_reason"]')) node.hidden = !call.end_reason;
     if (call.ended_at) {
       setCallField("ended_at", new Date(call.ended_at).toLocaleString());
       for (const node of document.querySelectorAll("[data-since]")) node.dataset.until = call.ended_at;

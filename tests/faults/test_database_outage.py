@@ -20,6 +20,9 @@ def server_settings(database: PrivatePostgres, journal: Path) -> dict[str, str]:
         "FINALS_JOURNAL_DIR": str(journal),
         "MAX_BUFFERED_FINALS": "3",
         "STREAM_STATS_INTERVAL": "0.5",
+        # While PostgreSQL is down a store waits this long for a pooled connection before it fails and
+        # the socket retries (journaling past MAX_BUFFERED_FINALS): shorter than the outages below.
+        "DATABASE_POOL_TIMEOUT": "0.5",
     }
 
 

@@ -1,0 +1,102 @@
+"""The process's database connection pool, seen from outside: what a request that cannot get a
+connection answers, and the pool's numbers on /metrics.
+
+Every request borrows a connection from psycopg's pool (config/settings.py, DATABASE_POOL_*) and
+waits at most DATABASE_POOL_TIMEOUT for one. One that still gets none, or finds the database away,
+answers 503 with Retry-After instead of 500: ACS and Event Grid deliver a webhook again after any
+non-2xx answer (a 500 would too, but it says "our bug" and pages someone), and a person can reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from django.db import OperationalError, connections
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from prometheus_client import Counter, Gauge
+from psycopg_pool import PoolTimeout
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+STATS_INTERVAL = 5.0
+
+busy_responses = Counter(
+    "callscribe_busy_responses_total",
+    "Requests answered 503 because no database connection could be had, by cause.",
+    ["cause"],
+)
+pool_connections = Gauge(
+    "callscribe_db_pool_connections", "Connections the pool holds open, lent out or idle.", multiprocess_mode="livesum"
+)
+pool_idle_connections = Gauge(
+    "callscribe_db_pool_idle_connections", "Pooled connections free to lend now.", multiprocess_mode="livesum"
+)
+pool_waiting = Gauge(
+    "callscribe_db_pool_waiting_requests", "Requests waiting for a pooled connection now.", multiprocess_mode="livesum"
+)
+pool_waits = Counter("callscribe_db_pool_waits_total", "Connection requests that had to wait for a free connection.")
+pool_wait_seconds = Counter("callscribe_db_pool_wait_seconds_total", "Time spent waiting for pooled connections.")
+pool_timeouts = Counter(
+    "callscribe_db_pool_timeouts_total", "Connection requests that got none within DATABASE_POOL_TIMEOUT."
+)
+
+
+class DatabaseBusyMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError):
+            return None
+        cause = "pool_timeout" if isinstance(exception.__cause__, PoolTimeout) else "database_unavailable"
+        busy_responses.labels(cause).inc()
+        logger.warning("%s %s answered 503 (%s): %s", request.method, request.path, cause, exception)
+        return busy_response(request)
+
+
+def busy_response(request: HttpRequest) -> HttpResponse:
+    message = "The server is busy; try again shortly."
+    if request.path.startswith("/api/"):
+        response: HttpResponse = JsonResponse({"error": message}, status=503)
+    else:
+        response = HttpResponse(message + "\n", status=503, content_type="text/plain")
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def copy_pool_stats() -> None:
+    """Move what the pool counted since the last copy into the Prometheus metrics."""
+    pool = connections["default"].pool
+    if pool is None:
+        return
+    stats = pool.pop_stats()
+    pool_connections.set(stats.get("pool_size", 0))
+    pool_idle_connections.set(stats.get("pool_available", 0))
+    pool_waiting.set(stats.get("requests_waiting", 0))
+    pool_waits.inc(stats.get("requests_queued", 0))
+    pool_wait_seconds.inc(stats.get("requests_wait_ms", 0) / 1000)
+    pool_timeouts.inc(stats.get("requests_errors", 0))
+
+
+def start_stats_thread() -> threading.Thread:
+    """Copy the pool's numbers every STATS_INTERVAL, so every process's reach /metrics (with several
+    processes, /metrics is served by one of them from the files all of them write)."""
+    thread = threading.Thread(target=_copy_stats_forever, name="callscribe-pool-stats", daemon=True)
+    thread.start()
+    return thread
+
+
+def _copy_stats_forever() -> None:
+    while True:
+        time.sleep(STATS_INTERVAL)
+        try:
+            copy_pool_stats()
+        except Exception:  # the metrics must never take the process down
+            logger.exception("Copying the database pool's numbers failed")

@@ -1,0 +1,188 @@
+"""A daphne process never holds more database connections than its pool allows, whatever the request
+rate, and a request that cannot get one in time is answered 503 with Retry-After, storing nothing.
+
+Each test runs its own daphne with a small pool and an application_name of its own, so its
+connections can be counted in pg_stat_activity.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+import requests
+from django.db import connection
+
+from calls import services
+from calls.models import Call, CallEvent
+from tests.conftest import session_cookie
+from tests.servers import AppServer, run_app_server
+from tests.servers import test_database_url as database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+POOL_MAX = 4
+INCOMING_CALL_SECRET = "pool-test-secret"
+
+
+@contextmanager
+def small_pool_server(**environment: str) -> Iterator[tuple[AppServer, str]]:
+    application_name = f"callscribe-pool-test-{uuid.uuid4().hex[:8]}"
+    settings = {
+        "DATABASE_URL": f"{database_url()}?application_name={application_name}",
+        "DATABASE_POOL_MIN_SIZE": "1",
+        "DATABASE_POOL_MAX_SIZE": str(POOL_MAX),
+        "INCOMING_CALL_SECRET": INCOMING_CALL_SECRET,
+        "ACS_VERIFY_JWT": "False",
+    }
+    with run_app_server(**{**settings, **environment}) as server:
+        yield server, application_name
+
+
+def server_connections(application_name: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [application_name])
+        return cursor.fetchone()[0]
+
+
+@contextmanager
+def peak_connections(application_name: str) -> Iterator[Callable[[], int]]:
+    """Samples the server's connections every 20 ms on a connection of its own; yields the peak so far."""
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        with psycopg.connect(database_url(), autocommit=True) as own:
+            while not stop.is_set():
+                (count,) = own.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [application_name]
+                ).fetchone()
+                peak = max(peak, count)
+                time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield lambda: peak
+    finally:
+        stop.set()
+        sampler.join()
+
+
+def wrong_password_attempt(server: AppServer, number: int) -> int:
+    session = requests.Session()
+    session.get(f"{server.base_url}/accounts/login/", timeout=30)
+    response = session.post(
+        f"{server.base_url}/accounts/login/",
+        data={
+            "username": f"intruder-{number}",
+            "password": "not the password",
+            "csrfmiddlewaretoken": session.cookies.get("csrftoken", ""),
+        },
+        timeout=30,
+    )
+    return response.status_code
+
+
+def test_a_flood_of_anonymous_logins_leaves_the_connections_bounded_and_the_watchers_served(supervisor) -> None:
+    with small_pool_server() as (server, application_name), peak_connections(application_name) as peak:
+        with ThreadPoolExecutor(max_workers=30) as senders:
+            statuses = list(senders.map(lambda number: wrong_password_attempt(server, number), range(300)))
+        watcher = requests.get(f"{server.base_url}/calls/", headers={"Cookie": session_cookie(supervisor)}, timeout=30)
+
+        assert 500 not in statuses
+        assert watcher.status_code == 200
+        assert peak() <= POOL_MAX
+        assert server_connections(application_name) <= POOL_MAX
+
+
+def incoming_call_event(event_id: str) -> dict[str, object]:
+    return {
+        "id": event_id,
+        "eventType": "Microsoft.Communication.IncomingCall",
+        "eventTime": "2026-12-06T09:00:00Z",
+        "data": {
+            "from": {"rawId": "4:+14255550100", "kind": "phoneNumber", "phoneNumber": {"value": "+14255550100"}},
+            "to": {"rawId": "8:acs:agent"},
+            "incomingCallContext": f"context-{event_id}",
+            "serverCallId": f"server-{event_id}",
+        },
+    }
+
+
+def ring(server: AppServer, event_id: str) -> requests.Response:
+    return requests.post(
+        f"{server.base_url}/api/incoming-call?secret={INCOMING_CALL_SECRET}",
+        json=[incoming_call_event(event_id)],
+        timeout=60,
+    )
+
+
+def connected_call(call_connection_id: str) -> Call:
+    call = services.create_call(direction=Call.Direction.INBOUND)
+    Call.objects.filter(pk=call.pk).update(call_connection_id=call_connection_id)
+    call.call_connection_id = call_connection_id
+    return call
+
+
+def callback(server: AppServer, call: Call, event_id: str) -> requests.Response:
+    event = {
+        "id": event_id,
+        "type": "Microsoft.Communication.ParticipantsUpdated",
+        "time": "2026-12-06T09:00:01Z",
+        "data": {"callConnectionId": call.call_connection_id, "participants": [], "sequenceNumber": 1},
+    }
+    return requests.post(f"{server.base_url}/api/callbacks", json=[event], timeout=60)
+
+
+def test_more_concurrent_webhooks_than_the_pool_holds_all_succeed_within_the_pool() -> None:
+    calls = [connected_call(f"connection-{number}") for number in range(10)]
+
+    with small_pool_server() as (server, application_name), peak_connections(application_name) as peak:
+        with ThreadPoolExecutor(max_workers=40) as senders:
+            rings = senders.map(lambda number: ring(server, f"ring-{number}").status_code, range(40))
+            callbacks = senders.map(
+                lambda number: callback(server, calls[number % 10], f"callback-{number}").status_code, range(40)
+            )
+            statuses = [*rings, *callbacks]
+
+        assert statuses == [200] * 80
+        assert peak() <= POOL_MAX
+    assert CallEvent.objects.filter(event_id__startswith="ring-").count() == 40
+    assert CallEvent.objects.filter(event_id__startswith="callback-").count() == 40
+
+
+def test_a_webhook_that_gets_no_connection_in_time_answers_503_and_stores_nothing() -> None:
+    call = connected_call("held-call")
+
+    with (
+        small_pool_server(DATABASE_POOL_MAX_SIZE="2", DATABASE_POOL_TIMEOUT="0.5") as (server, _),
+        psycopg.connect(database_url()) as holder,
+    ):
+        # Hold the call's row: both pooled connections go to callbacks waiting for it.
+        holder.execute("SELECT 1 FROM calls_call WHERE id = %s FOR UPDATE", [call.pk])
+        with ThreadPoolExecutor(max_workers=2) as senders:
+            held = [senders.submit(callback, server, call, f"held-{number}") for number in range(2)]
+            time.sleep(1.0)
+
+            busy = ring(server, "ring-while-busy")
+            assert busy.status_code == 503
+            assert int(busy.headers["Retry-After"]) > 0
+            assert "busy" in busy.json()["error"]
+
+            holder.rollback()  # the held callbacks go through
+            assert [future.result().status_code for future in held] == [200, 200]
+
+        assert not CallEvent.objects.filter(event_id="ring-while-busy").exists()
+        assert not Call.objects.filter(server_call_id="server-ring-while-busy").exists()
+
+        assert ring(server, "ring-while-busy").status_code == 200  # Event Grid delivers it again
+    assert Call.objects.filter(server_call_id="server-ring-while-busy").count() == 1
+    assert CallEvent.objects.filter(event_id="ring-while-busy").count() == 1
