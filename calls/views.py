@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import Resolver404, resolve
+from django.views.decorators.cache import never_cache
 
 from calls import audit, login_throttle
 from calls.display import call_page_context
@@ -30,9 +31,14 @@ CONTROL_PERMISSION = "calls.control_call"
 
 
 def staff_watch_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Logged-in, active staff with calls.watch_call; anyone else logged in gets 403."""
+    """Logged-in, active staff with calls.watch_call; anyone else logged in gets 403.
+
+    Whatever they see holds call data (pages, search results, audio, exports): Cache-Control no-store,
+    so it does not stay in the browser's cache after they log out.
+    """
 
     @wraps(view)
+    @never_cache
     @login_required
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not can_watch(request.user):

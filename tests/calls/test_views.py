@@ -63,6 +63,20 @@ def test_watchers_see_controls_only_with_the_control_permission(
     assert "Hang up" not in bob_page.content.decode()
 
 
+def test_call_data_is_never_kept_in_a_browser_cache(alice_client: Client) -> None:
+    call = new_call("4:+14255550111")
+    say(call, "4:+14255550111", "My account number is 1234.", 1000)
+    for url in (
+        reverse("calls-list"),
+        reverse("calls-list") + "?q=account",
+        reverse("calls-detail", args=[call.id]),
+        reverse("calls-transcript", args=[call.id, "txt"]),
+    ):
+        response = alice_client.get(url)
+        assert response.status_code == 200, url
+        assert "no-store" in response["Cache-Control"], url
+
+
 # --- logging in ------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,52 @@
+"""The documented production settings (docs/deployment.md) as an attacker's probe sees them:
+`check --deploy` has nothing to say, HTTPS is enforced, and pages carry HSTS and a CSP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.servers import run_app_server
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+# docs/deployment.md's /etc/callscribe/env, with stand-ins for its secrets.
+PRODUCTION = {
+    "DEBUG": "False",
+    "SECRET_KEY": "k3#9vQ!x7Lm2@pR8sT5wZ1yB4nC6dF0gH-jK_eU*aW&iO^qY%2r",
+    "ALLOWED_HOSTS": "callscribe.example.com,127.0.0.1",
+    "CSRF_TRUSTED_ORIGINS": "https://callscribe.example.com",
+    "PUBLIC_BASE_URL": "https://callscribe.example.com",
+    "ACS_RESOURCE_ID": "00000000-0000-0000-0000-000000000001",
+    "RECOVERY_WORKER": "False",
+}
+
+
+def test_check_deploy_has_nothing_to_say_about_the_documented_production_settings() -> None:
+    env = {**os.environ, **PRODUCTION, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    command = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
+    result = subprocess.run(command, env=env, cwd=PROJECT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_production_serves_https_only_with_hsts_and_a_content_security_policy(django_db_setup: None) -> None:
+    with run_app_server(**PRODUCTION) as server:
+        plain = requests.get(f"{server.base_url}/accounts/login/", allow_redirects=False, timeout=10)
+        https = requests.get(f"{server.base_url}/accounts/login/", headers={"X-Forwarded-Proto": "https"}, timeout=10)
+        probes = [requests.get(f"{server.base_url}{path}", timeout=10) for path in ("/healthz", "/readyz")]
+
+    assert plain.status_code == 301
+    assert plain.headers["Location"] == f"https://127.0.0.1:{server.port}/accounts/login/"
+    assert https.status_code == 200
+    assert https.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    policy = https.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy and "object-src 'none'" in policy
+    # A local load balancer probes over plain HTTP and must not be sent to HTTPS.
+    assert [probe.status_code for probe in probes] == [200, 200]
