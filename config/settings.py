@@ -6,6 +6,7 @@ Each variable is documented in README.md and .env.example.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "axes",
     "channels",
     "csp",
     "calls",
@@ -56,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a login lockout into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -214,10 +217,13 @@ LOGGING = {
 }
 
 # --- Staff dashboard ---------------------------------------------------------------------------
-# Login throttling counts failures per username and IP in the cache: use a shared cache (e.g.
+# The login lockout counts failures in the cache: use a shared cache (e.g.
 # CACHE_URL=redis://127.0.0.1:6379/2) when several server processes run.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Failed logins per username and client address, and per username from anywhere, before a lockout
+# (calls/lockout.py says why the second is higher).
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_USERNAME_FAILURE_LIMIT = env.int("LOGIN_USERNAME_FAILURE_LIMIT", default=20)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=300)
 # How often a browser's live feed re-checks its session; a logged-out or demoted viewer is cut off.
 LIVE_SESSION_CHECK_SECONDS = env.float("LIVE_SESSION_CHECK_SECONDS", default=15.0)
@@ -257,3 +263,13 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+# Login lockout: django-axes with calls/lockout.py's two limits (LOGIN_* above), every login form included.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "calls.lockout.LoginLockoutHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]  # the handler relies on this order
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "calls.lockout.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # no database row per login; calls/audit.py logs what staff open
+AXES_ENABLE_ADMIN = False  # its admin pages list database attempts, and failures are counted in the cache

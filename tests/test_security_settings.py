@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.servers import run_app_server
+from tests.servers import AppServer, run_app_server
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -50,3 +50,26 @@ def test_production_serves_https_only_with_hsts_and_a_content_security_policy(dj
     assert "default-src 'self'" in policy and "script-src 'self'" in policy and "object-src 'none'" in policy
     # A local load balancer probes over plain HTTP and must not be sent to HTTPS.
     assert [probe.status_code for probe in probes] == [200, 200]
+
+
+def test_the_documented_nginx_replaces_x_forwarded_for_instead_of_appending() -> None:
+    """daphne takes the leftmost address: appending would let a client choose the address the login
+    lockout counts, a new one for every guess."""
+    deployment = (PROJECT / "docs" / "deployment.md").read_text()
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for" not in deployment
+    assert deployment.count("proxy_set_header X-Forwarded-For $remote_addr;") == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_daphne_answers_a_locked_out_login_with_429(staff_user: object, app_server: AppServer) -> None:
+    """Through daphne the lockout page comes from axes' async middleware path."""
+    answers = []
+    for password in ["wrong"] * 5 + ["correct horse battery staple"]:
+        browser = requests.Session()
+        browser.get(f"{app_server.base_url}/accounts/login/", timeout=10)
+        form = {"username": "alice", "password": password, "csrfmiddlewaretoken": browser.cookies["csrftoken"]}
+        response = browser.post(f"{app_server.base_url}/accounts/login/", data=form, allow_redirects=False, timeout=10)
+        answers.append(response.status_code)
+    assert answers == [200, 200, 200, 200, 429, 429]
+    assert "Too many failed attempts" in response.text
+    assert response.headers["Retry-After"] == "300"
