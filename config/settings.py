@@ -237,9 +237,10 @@ MAX_WEBHOOK_EVENTS = env.int("MAX_WEBHOOK_EVENTS", default=100)
 # Behind nginx, which sets X-Forwarded-Proto (docs/deployment.md), requests are HTTPS when it says so.
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Plain HTTP is redirected to HTTPS, except the probes and metrics a local load balancer or
-# Prometheus reach on the process's own port.
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Plain HTTP is redirected to HTTPS when the server is public over HTTPS, except the probes and
+# metrics a local load balancer or Prometheus reach on the process's own port. (A plain-HTTP
+# PUBLIC_BASE_URL, as the benchmarks use with DEBUG off, is served as it is.)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PUBLIC_BASE_URL.startswith("https://"))
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)

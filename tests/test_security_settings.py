@@ -73,3 +73,16 @@ def test_daphne_answers_a_locked_out_login_with_429(staff_user: object, app_serv
     assert answers == [200, 200, 200, 200, 429, 429]
     assert "Too many failed attempts" in response.text
     assert response.headers["Retry-After"] == "300"
+
+
+def test_a_plain_http_public_address_is_served_without_a_redirect() -> None:
+    """The benchmarks run with DEBUG off on http://127.0.0.1: there is no HTTPS to redirect to."""
+    env = {**os.environ, **PRODUCTION, "PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
+    command = [
+        sys.executable,
+        "-c",
+        "import django; django.setup(); from django.conf import settings; print(settings.SECURE_SSL_REDIRECT)",
+    ]
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    result = subprocess.run(command, env=env, cwd=PROJECT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False"
