@@ -230,7 +230,7 @@ LIVE_SESSION_CHECK_SECONDS = env.float("LIVE_SESSION_CHECK_SECONDS", default=15.
 # Segments (and words, if ACS ever sends word confidences) below this are marked on the call page.
 LOW_CONFIDENCE_THRESHOLD = env.float("LOW_CONFIDENCE_THRESHOLD", default=0.6)
 
-# --- Security: limits and headers (README.md "Security settings", docs/deployment.md) ----------------
+# --- Security: limits, headers and the login lockout (README.md settings table, docs/deployment.md) ---
 # ACS and Event Grid post a handful of events per request; larger bodies get 413, more events 400.
 MAX_WEBHOOK_BYTES = env.int("MAX_WEBHOOK_BYTES", default=1024 * 1024)
 MAX_WEBHOOK_EVENTS = env.int("MAX_WEBHOOK_EVENTS", default=100)
