@@ -7,16 +7,15 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import Resolver404, resolve
+from django.views.decorators.cache import never_cache
 
-from calls import audit, login_throttle
+from calls import audit
 from calls.display import call_page_context
 from calls.exports import CONTENT_TYPES, FORMATS, export_transcript
 from calls.forms import CallFilterForm
@@ -30,9 +29,14 @@ CONTROL_PERMISSION = "calls.control_call"
 
 
 def staff_watch_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Logged-in, active staff with calls.watch_call; anyone else logged in gets 403."""
+    """Logged-in, active staff with calls.watch_call; anyone else logged in gets 403.
+
+    Whatever they see holds call data (pages, search results, audio, exports): Cache-Control no-store,
+    so it does not stay in the browser's cache after they log out.
+    """
 
     @wraps(view)
+    @never_cache
     @login_required
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not can_watch(request.user):
@@ -40,28 +44,6 @@ def staff_watch_required(view: Callable[..., HttpResponse]) -> Callable[..., Htt
         return view(request, *args, **kwargs)
 
     return guarded
-
-
-class ThrottledLoginView(LoginView):
-    """Django's login, refused with 429 after too many failures (see calls/login_throttle.py)."""
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if login_throttle.is_locked_out(self._username(), login_throttle.client_address(request)):
-            response = self.render_to_response(self.get_context_data(locked_out=True), status=429)
-            response["Retry-After"] = str(settings.LOGIN_LOCKOUT_SECONDS)
-            return response
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: Any) -> HttpResponse:
-        login_throttle.record_failure(self._username(), login_throttle.client_address(self.request))
-        return super().form_invalid(form)
-
-    def form_valid(self, form: Any) -> HttpResponse:
-        login_throttle.clear_failures(self._username(), login_throttle.client_address(self.request))
-        return super().form_valid(form)
-
-    def _username(self) -> str:
-        return self.request.POST.get("username", "")
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -49,6 +49,16 @@ def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
+def _too_large(request: HttpRequest) -> JsonResponse | None:
+    """A 413 for a body over MAX_WEBHOOK_BYTES, before it is parsed. ACS and Event Grid post a
+    handful of events; _json_events caps their number (MAX_WEBHOOK_EVENTS)."""
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    limit = settings.MAX_WEBHOOK_BYTES
+    if (declared.isdigit() and int(declared) > limit) or len(request.body) > limit:
+        return _error(413, f"The body is larger than {limit} bytes.")
+    return None
+
+
 def _json_events(body: bytes) -> list[dict[str, Any]]:
     """A JSON array of event objects (a single object is taken as an array of one), checked before
     anything is stored: a value the database cannot hold is a clear 400, never a 500 halfway through."""
@@ -61,6 +71,9 @@ def _json_events(body: bytes) -> list[dict[str, Any]]:
     except ValueError as error:
         raise ValueError(f"The body is not valid JSON: {error}") from None
     items = parsed if isinstance(parsed, list) else [parsed]
+    if len(items) > settings.MAX_WEBHOOK_EVENTS:
+        # One signed body of 180,000 events once kept a worker inserting for minutes.
+        raise ValueError(f"{len(items)} events in one request; at most {settings.MAX_WEBHOOK_EVENTS} are accepted.")
     if not all(isinstance(item, dict) for item in items):
         raise ValueError("Expected a JSON array of event objects.")
     for index, item in enumerate(items):
@@ -123,6 +136,8 @@ def callbacks(request: HttpRequest) -> JsonResponse:
         except AcsAuthenticationError as error:
             logger.warning("Callback refused: %s", error)
             return _error(401, f"ACS authentication failed: {error}")
+    if refusal := _too_large(request):
+        return refusal
     try:
         cloud_events = _json_events(request.body)
     except ValueError as error:
@@ -347,6 +362,8 @@ def incoming_call(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(status=200)
         response["WebHook-Allowed-Origin"] = request.headers.get("WebHook-Request-Origin", "*")
         return response
+    if refusal := _too_large(request):
+        return refusal
     try:
         grid_events = _json_events(request.body)
     except ValueError as error:

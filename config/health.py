@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -31,19 +32,45 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @never_cache
 async def readyz(request: HttpRequest) -> HttpResponse:
     ingest.start_background_work()  # replays a journal left by an earlier run as soon as the process serves
-    problems = []
-    if ingest.shutting_down():
-        problems.append("shutting down")
-    if not await _database_reachable():
-        problems.append("database unreachable")
-    if not await _channel_layer_reachable():
-        problems.append("channel layer unreachable")
+    problems = ["shutting down"] if ingest.shutting_down() else []
+    problems += await _dependency_problems()
     if problems:
         return HttpResponse("\n".join(problems) + "\n", status=503, content_type="text/plain")
     return HttpResponse("ready\n", content_type="text/plain")
 
 
+# /readyz is public: every probe used to open a PostgreSQL connection of its own, so a flood of
+# probes could use up the server's connections. Now one check runs at a time, and its answer
+# serves every probe for READINESS_CACHE_SECONDS.
+READINESS_CACHE_SECONDS = 1.0
+_last_answer: tuple[float, list[str]] = (float("-inf"), [])
+_running_check: asyncio.Future[list[str]] | None = None
+
+
+async def _dependency_problems() -> list[str]:
+    global _running_check
+    checked_at, problems = _last_answer
+    if time.monotonic() - checked_at < READINESS_CACHE_SECONDS:
+        return problems
+    if _running_check is None or _running_check.done() or _running_check.get_loop() is not asyncio.get_running_loop():
+        _running_check = asyncio.ensure_future(_check_dependencies())
+    return await asyncio.shield(_running_check)
+
+
+async def _check_dependencies() -> list[str]:
+    global _last_answer
+    problems = []
+    if not await _database_reachable():
+        problems.append("database unreachable")
+    if not await _channel_layer_reachable():
+        problems.append("channel layer unreachable")
+    _last_answer = (time.monotonic(), problems)
+    return problems
+
+
 def _select_one() -> None:
+    # Closed, not kept: probes run on executor threads, and a connection kept per thread is one
+    # more held connection per thread.
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

@@ -6,6 +6,7 @@ Each variable is documented in README.md and .env.example.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -40,7 +41,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "axes",
     "channels",
+    "csp",
     "calls",
     "streaming",
 ]
@@ -55,6 +58,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a login lockout into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -166,8 +171,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Azure Communication Services -------------------------------------------------------------
 ACS_CONNECTION_STRING = env.str("ACS_CONNECTION_STRING", default="")
@@ -239,12 +242,60 @@ LOGGING = {
 }
 
 # --- Staff dashboard ---------------------------------------------------------------------------
-# Login throttling counts failures per username and IP in the cache: use a shared cache (e.g.
+# The login lockout counts failures in the cache: use a shared cache (e.g.
 # CACHE_URL=redis://127.0.0.1:6379/2) when several server processes run.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Failed logins per username and client address, and per username from anywhere, before a lockout
+# (calls/lockout.py says why the second is higher).
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_USERNAME_FAILURE_LIMIT = env.int("LOGIN_USERNAME_FAILURE_LIMIT", default=20)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=300)
 # How often a browser's live feed re-checks its session; a logged-out or demoted viewer is cut off.
 LIVE_SESSION_CHECK_SECONDS = env.float("LIVE_SESSION_CHECK_SECONDS", default=15.0)
 # Segments (and words, if ACS ever sends word confidences) below this are marked on the call page.
 LOW_CONFIDENCE_THRESHOLD = env.float("LOW_CONFIDENCE_THRESHOLD", default=0.6)
+
+# --- Security: limits, headers and the login lockout (README.md settings table, docs/deployment.md) ---
+# ACS and Event Grid post a handful of events per request; larger bodies get 413, more events 400.
+MAX_WEBHOOK_BYTES = env.int("MAX_WEBHOOK_BYTES", default=1024 * 1024)
+MAX_WEBHOOK_EVENTS = env.int("MAX_WEBHOOK_EVENTS", default=100)
+# Behind nginx, which sets X-Forwarded-Proto (docs/deployment.md), requests are HTTPS when it says so.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Plain HTTP is redirected to HTTPS when the server is public over HTTPS, except the probes and
+# metrics a local load balancer or Prometheus reach on the process's own port. (A plain-HTTP
+# PUBLIC_BASE_URL, as the benchmarks use with DEBUG off, is served as it is.)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PUBLIC_BASE_URL.startswith("https://"))
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading commits the whole parent domain to HTTPS in browsers' built-in lists: the domain's owner
+# decides that, not one app on it. So it is off, and `check --deploy`'s reminder about it is silenced.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Content-Security-Policy (django-csp): the dashboard and admin load scripts, styles, images and audio
+# from this site only and use no inline script or style; live feeds are websockets to this host.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "media-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Login lockout: django-axes with calls/lockout.py's two limits (LOGIN_* above), every login form included.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "calls.lockout.LoginLockoutHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]  # the handler relies on this order
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_SECONDS)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "calls.lockout.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # no database row per login; calls/audit.py logs what staff open
+AXES_ENABLE_ADMIN = False  # its admin pages list database attempts, and failures are counted in the cache

@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 from django.conf import settings
 
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
-from calls.models import Call
+from calls.models import ENDED_STATES, Call
 from calls.tokens import unsign_media_token
 from streaming import events, ingest, live, metrics
 from streaming.ingest import MediaSession
@@ -139,8 +139,14 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             except AcsAuthenticationError as error:
                 _refused("bad_jwt", "Media socket for call %s from %s refused: %s", call_id, client[0], error)
                 return None
-        if not await Call.objects.filter(pk=call_id).aexists():
+        state = await Call.objects.filter(pk=call_id).values_list("state", flat=True).afirst()
+        if state is None:
             _refused("no_call", "Media socket refused: call %s does not exist", call_id)
+            return None
+        if state in ENDED_STATES:
+            # The URL stays valid for days and may have been logged; once the call is over it opens
+            # nothing. A socket already open when the call ends still delivers its last finals.
+            _refused("call_ended", "Media socket for call %s from %s refused: the call has ended", call_id, client[0])
             return None
         return call_id
 

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import logging
+
 from channels.auth import AuthMiddlewareStack
+from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import AllowedHostsOriginValidator
-from django.urls import path
+from django.urls import path, re_path
 
 from streaming.consumers import LiveFeedConsumer, MediaStreamConsumer
 
@@ -10,6 +13,19 @@ from streaming.consumers import LiveFeedConsumer, MediaStreamConsumer
 def browser_socket(application):
     """Staff browsers: session auth, and an Origin check against ALLOWED_HOSTS."""
     return AllowedHostsOriginValidator(AuthMiddlewareStack(application))
+
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownPathConsumer(AsyncWebsocketConsumer):
+    """Any other websocket path: refused before accept (daphne answers 403) with one log line.
+    Without it Channels' router raised, and every probe cost a 500 and a traceback in the log."""
+
+    async def connect(self) -> None:
+        client = self.scope.get("client") or ("?", 0)
+        logger.warning("Websocket for unknown path %r from %s refused", self.scope["path"][:200], client[0])
+        await self.close()
 
 
 live_feed = browser_socket(LiveFeedConsumer.as_asgi())
@@ -20,4 +36,5 @@ websocket_urlpatterns = [
     path("ws/media/<str:token>/", MediaStreamConsumer.as_asgi()),
     path("ws/calls/", live_feed),
     path("ws/calls/<uuid:call_id>/", live_feed),
+    re_path(r"", UnknownPathConsumer.as_asgi()),  # last: everything no route above matched
 ]

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+APPLICATION = "config.asgi:application"
 
 
 def free_port() -> int:
@@ -68,7 +69,9 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 
 
 @contextmanager
-def run_app_server(port: int | None = None, **environment: str) -> Iterator[AppServer]:
+def run_app_server(
+    port: int | None = None, daphne_options: tuple[str, ...] = (), **environment: str
+) -> Iterator[AppServer]:
     """Start `daphne config.asgi:application` on the test database; stop it afterwards.
 
     Extra keyword arguments become environment variables (settings) of the server process.
@@ -86,7 +89,7 @@ def run_app_server(port: int | None = None, **environment: str) -> Iterator[AppS
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"callscribe-daphne-{port}.log"  # noqa: S108
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *daphne_options, APPLICATION],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import websockets
+from django.db import connection
 from django.test import Client
 
 from calls.models import Call
@@ -48,6 +51,24 @@ def test_readyz_names_what_is_unreachable(django_db_setup: None) -> None:
         status, body = get(server, "/readyz")
     assert status == 503
     assert body.splitlines() == ["database unreachable", "channel layer unreachable"]
+
+
+@pytest.mark.django_db
+def test_a_flood_of_readyz_probes_opens_almost_no_database_connections(app_server: AppServer) -> None:
+    """/readyz is public: a probe must not cost a PostgreSQL connection of its own."""
+    before = _sessions_so_far()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: get(app_server, "/readyz")[0], range(200)))
+    assert answers == [200] * 200
+    time.sleep(1.5)  # PostgreSQL reports a backend's session counts when it exits
+    assert _sessions_so_far() - before <= 5
+
+
+def _sessions_so_far() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
 
 
 def test_metrics_are_off_without_a_token_and_need_it_when_on(client: Client, settings) -> None:

@@ -126,7 +126,7 @@ def test_audio_plays_from_a_clicked_word_and_highlights_the_word_spoken(
     page.goto(f"/calls/{call.id}/")
     audio = page.locator("audio[data-audio]")
     expect(audio).to_be_attached()
-    page.wait_for_function("document.querySelector('audio').readyState >= 1")
+    page.wait_for_function("() => document.querySelector('audio').readyState >= 1")
     assert page.evaluate("document.querySelector('audio').duration") == pytest.approx(4.0, abs=0.1)
     words = page.locator(".word")
     expect(words).to_have_count(8)
@@ -171,7 +171,7 @@ def test_a_dropped_socket_reconnects_without_losing_or_repeating_lines(
 
         page.evaluate("window.callscribeLive.socket.close()")
         media.send(acs.transcription_data(acs.AGENT, "Said while the page was away.", 6 * SECOND))
-        page.wait_for_function("window.callscribeLive.connections === 2")
+        page.wait_for_function("() => window.callscribeLive.connections === 2")
         media.send(acs.transcription_data(acs.AGENT, "Said after it came back.", 9 * SECOND))
         expect(lines).to_have_text(
             ["First line.", "Second line.", "Said while the page was away.", "Said after it came back."]

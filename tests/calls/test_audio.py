@@ -53,6 +53,7 @@ def test_a_participants_audio_downloads_whole(alice_client: Client, call: Call, 
     assert response["Content-Type"] == "audio/wav"
     assert response["Accept-Ranges"] == "bytes"
     assert response["Content-Length"] == str(44 + 2000)
+    assert "no-store" in response["Cache-Control"]  # a call's audio stays out of the browser's cache
     content = body(response)
     assert content[:4] == b"RIFF" and content[44:] == pcm(*range(1000))
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from axes.models import AccessAttempt
+from axes.models import AccessLog as AxesAccessLog
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -63,6 +68,20 @@ def test_watchers_see_controls_only_with_the_control_permission(
     assert "Hang up" not in bob_page.content.decode()
 
 
+def test_call_data_is_never_kept_in_a_browser_cache(alice_client: Client) -> None:
+    call = new_call("4:+14255550111")
+    say(call, "4:+14255550111", "My account number is 1234.", 1000)
+    for url in (
+        reverse("calls-list"),
+        reverse("calls-list") + "?q=account",
+        reverse("calls-detail", args=[call.id]),
+        reverse("calls-transcript", args=[call.id, "txt"]),
+    ):
+        response = alice_client.get(url)
+        assert response.status_code == 200, url
+        assert "no-store" in response["Cache-Control"], url
+
+
 # --- logging in ------------------------------------------------------------------------------------
 
 
@@ -77,32 +96,71 @@ def test_logging_in_takes_staff_to_the_call_list(client: Client, staff_user: Use
     assert response["Location"] == reverse("calls-list")
 
 
-def test_five_failed_logins_lock_the_username_out_from_that_address(client: Client, staff_user: User) -> None:
+RIGHT = "correct horse battery staple"
+
+
+@pytest.fixture
+def fresh_lockouts() -> Iterator[None]:
     cache.clear()
-    for _ in range(5):
+    yield
+    cache.clear()
+
+
+def test_five_failed_logins_lock_the_username_out_from_that_address(
+    client: Client, staff_user: User, fresh_lockouts: None
+) -> None:
+    for _ in range(4):
         assert _log_in(client, "wrong") == 200
-    locked = client.post(
-        reverse("login"), {"username": "alice", "password": "correct horse battery staple"}, REMOTE_ADDR="10.0.0.1"
-    )
-    assert locked.status_code == 429
-    assert "Too many failed attempts" in locked.content.decode()
-    assert int(locked["Retry-After"]) > 0
+    fifth = client.post(reverse("login"), {"username": "alice", "password": "wrong"}, REMOTE_ADDR="10.0.0.1")
+    assert fifth.status_code == 429
+    assert "Too many failed attempts" in fifth.content.decode()
+    assert int(fifth["Retry-After"]) > 0
+    assert _log_in(client, RIGHT) == 429  # even with the right password
     # Another address is not locked out, and a success there clears its own counter.
-    assert _log_in(Client(), "correct horse battery staple", address="10.0.0.2") == 302
-    cache.clear()
+    assert _log_in(Client(), RIGHT, address="10.0.0.2") == 302
 
 
-def test_a_successful_login_resets_the_failure_count(client: Client, staff_user: User) -> None:
-    cache.clear()
+def test_a_successful_login_resets_the_failure_count(client: Client, staff_user: User, fresh_lockouts: None) -> None:
     for _ in range(4):
         _log_in(client, "wrong")
-    assert _log_in(Client(), "correct horse battery staple") == 302
+    assert _log_in(Client(), RIGHT) == 302
     for _ in range(4):
         assert _log_in(client, "wrong") == 200
-    cache.clear()
 
 
-def test_the_admin_login_goes_through_the_throttled_login(client: Client) -> None:
+def test_guesses_from_many_addresses_lock_the_username_out(staff_user: User, fresh_lockouts: None) -> None:
+    """The probe's attack: a new (forged) address for every guess never met the per-address limit."""
+    answers = [_log_in(Client(), "wrong", address=f"198.51.100.{number}") for number in range(1, 31)]
+    assert answers[:19] == [200] * 19
+    assert set(answers[19:]) == {429}
+    assert _log_in(Client(), RIGHT, address="203.0.113.7") == 429
+
+
+def test_an_admin_can_lift_a_usernames_lockout(staff_user: User, fresh_lockouts: None) -> None:
+    for number in range(20):
+        _log_in(Client(), "wrong", address=f"198.51.100.{number}")
+    assert _log_in(Client(), RIGHT, address="10.0.0.1") == 429
+    call_command("axes_reset_username", "alice", stdout=io.StringIO())
+    assert _log_in(Client(), RIGHT, address="10.0.0.1") == 302
+
+
+def test_a_few_wrong_tries_by_a_stranger_do_not_lock_a_colleague_out(staff_user: User, fresh_lockouts: None) -> None:
+    stranger = Client()
+    for _ in range(5):
+        _log_in(stranger, "wrong", address="198.51.100.66")
+    assert _log_in(stranger, RIGHT, address="198.51.100.66") == 429
+    assert _log_in(Client(), RIGHT, address="10.0.0.1") == 302
+
+
+def test_the_lockout_counts_only_in_the_cache(client: Client, staff_user: User, fresh_lockouts: None) -> None:
+    """Failed logins by strangers must not cost a database row each."""
+    for _ in range(6):
+        _log_in(client, "wrong", username="nobody-we-know")
+    assert not AccessAttempt.objects.exists()
+    assert not AxesAccessLog.objects.exists()
+
+
+def test_the_admin_login_goes_through_the_staff_login_and_its_lockout(client: Client) -> None:
     response = client.get("/admin/login/?next=/admin/")
     assert response.status_code == 302
     assert response["Location"] == f"{reverse('login')}?next=/admin/"

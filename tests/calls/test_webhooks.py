@@ -15,6 +15,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from calls.models import Call, CallEvent, Gap, Participant, RecoveryJob, TranscriptSegment
 from calls.tokens import callback_url, unsign_media_token
+from calls.webhooks import INCOMING_CALL
 from emulator.testing import RunningEmulator
 from emulator.tokens import TokenIssuer
 from tests.calls.acs_servers import INCOMING_CALL_SECRET, foreign_token, ring, signed_callback_headers, wait_for
@@ -121,6 +122,31 @@ def test_malformed_json_gets_a_clear_400(client: Client, signed: dict[str, str],
 
     assert response.status_code == 400
     assert response.json()["error"].startswith("The body is not valid JSON")
+
+
+def test_a_callback_with_too_many_events_is_refused_and_stores_nothing(
+    client: Client, signed: dict[str, str], live_call: Call
+) -> None:
+    events = [{"type": "Microsoft.Communication.PlayCompleted", "id": f"e{index}"} for index in range(101)]
+
+    response = post_events(client, events, callback_path(live_call), **signed)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "101 events in one request; at most 100 are accepted."
+    assert not CallEvent.objects.exists()
+
+
+def test_a_callback_body_over_the_size_cap_gets_413_and_stores_nothing(
+    client: Client, signed: dict[str, str], live_call: Call, settings: SettingsWrapper
+) -> None:
+    settings.MAX_WEBHOOK_BYTES = 2000
+    events = [cloud_event("PlayCompleted", note="x" * 3000)]
+
+    response = post_events(client, events, callback_path(live_call), **signed)
+
+    assert response.status_code == 413
+    assert response.json()["error"] == "The body is larger than 2000 bytes."
+    assert not CallEvent.objects.exists()
 
 
 HOSTILE_CALLBACKS = {
@@ -397,6 +423,19 @@ def test_an_incoming_call_with_an_overlong_caller_name_gets_a_clear_400(
     assert response.status_code == 400
     assert "callerDisplayName` is longer than 300" in response.json()["error"]
     assert not Call.objects.exists()
+
+
+def test_an_incoming_call_post_with_too_many_events_or_bytes_is_refused(
+    client: Client, acs_settings: SettingsWrapper
+) -> None:
+    ring_event = {"eventType": INCOMING_CALL, "data": {"from": {"rawId": CALLER}, "incomingCallContext": "blob"}}
+    path = f"/api/incoming-call?secret={INCOMING_CALL_SECRET}"
+    many = [{**ring_event, "id": f"ring-{index}"} for index in range(101)]
+    assert post_events(client, many, path).status_code == 400
+    acs_settings.MAX_WEBHOOK_BYTES = 100
+    assert post_events(client, [{**ring_event, "id": "ring-big"}], path).status_code == 413
+    assert not Call.objects.exists()
+    assert not CallEvent.objects.exists()
 
 
 def test_a_redelivered_incoming_call_creates_one_call(client: Client, acs_settings: SettingsWrapper) -> None:

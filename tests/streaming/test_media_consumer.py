@@ -10,6 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core import signing
+from prometheus_client import REGISTRY
 
 from calls.models import Call, MediaStream, Participant, TranscriptSegment
 from calls.tokens import MEDIA_SALT
@@ -307,6 +308,34 @@ async def test_it_refuses_sockets_for_a_call_that_does_not_exist() -> None:
     communicator = WebsocketCommunicator(application, media_path(uuid.uuid4()))
     connected, _ = await communicator.connect()
     assert not connected
+
+
+async def test_it_refuses_a_new_socket_for_a_call_that_has_ended(call: Call) -> None:
+    """The URL is valid for days and was seen in access logs: after the call it must open nothing."""
+    refused_before = _refused("call_ended")
+    await Call.objects.filter(pk=call.pk).aupdate(state=Call.State.DISCONNECTED)
+
+    communicator = WebsocketCommunicator(application, media_path(call.id))
+    connected, _ = await communicator.connect()
+
+    assert not connected
+    assert _refused("call_ended") == refused_before + 1
+    assert not await MediaStream.objects.filter(call=call).aexists()
+
+
+async def test_a_socket_open_when_the_call_ends_still_delivers_its_last_finals(call: Call) -> None:
+    media = await open_media_socket(call)
+    await stream_frames(media, [acs.transcription_metadata()])
+    await Call.objects.filter(pk=call.pk).aupdate(state=Call.State.DISCONNECTED)
+
+    await stream_frames(media, [acs.transcription_data(acs.CALLER, "thanks, bye", 10_000_000)])
+    await media.disconnect()
+
+    assert await database_sync_to_async(stored)(call) == [(acs.CALLER, "thanks, bye", 10_000_000)]
+
+
+def _refused(reason: str) -> float:
+    return REGISTRY.get_sample_value("callscribe_refused_media_sockets_total", {"reason": reason}) or 0.0
 
 
 @pytest.mark.parametrize(
