@@ -197,3 +197,51 @@ def test_a_final_of_mixed_audio_without_confidence_is_stored_without_a_speaker()
     stored = TranscriptSegment.objects.get(pk=segment.pk)
     assert (stored.participant, stored.confidence, stored.words) == (None, None, segment.words)
     assert events.segment_payload(segment)["speaker"] == "Unknown speaker"
+
+
+@pytest.mark.django_db(transaction=True)  # foreign keys are checked at commit, as in production
+def test_a_batch_with_a_redelivery_and_a_deleted_calls_final_stores_exactly_the_good_ones_once(caplog) -> None:
+    call, deleted = new_call(), new_call()
+    services.store_finals([final(call, "Hello.", 1)])
+    deleted_id = deleted.id
+    Call.objects.filter(pk=deleted_id).delete()
+    batch = [
+        final(call, "Hello.", 1),  # redelivered after a reconnect
+        final(deleted, "Nobody hears this.", 1),
+        final(call, "How are you?", 2),
+        final(deleted, "Nor this.", 2),
+        final(call, "Goodbye.", 3),
+    ]
+
+    results = services.store_finals(batch)
+
+    assert [result.outcome for result in results] == [
+        services.Outcome.REDELIVERED,
+        services.Outcome.CALL_DELETED,
+        services.Outcome.STORED,
+        services.Outcome.CALL_DELETED,
+        services.Outcome.STORED,
+    ]
+    assert [text for _, text, _ in transcript(call)] == ["Hello.", "How are you?", "Goodbye."]
+    assert [segment.text for segment in (result.segment for result in results) if segment] == [
+        "How are you?",
+        "Goodbye.",
+    ]
+    assert not TranscriptSegment.objects.filter(call_id=deleted_id).exists()
+    assert caplog.text.count(f"call {deleted_id} dropped: the call no longer exists") == 1  # one line, not one a final
+
+
+def test_a_final_with_text_the_database_cannot_take_is_refused_and_the_rest_still_land(caplog) -> None:
+    call = new_call()
+
+    results = services.store_finals(
+        [final(call, "Before.", 1), final(call, "A lone surrogate \ud800.", 2), final(call, "After.", 3)]
+    )
+
+    assert [result.outcome for result in results] == [
+        services.Outcome.STORED,
+        services.Outcome.REFUSED,
+        services.Outcome.STORED,
+    ]
+    assert [text for _, text, _ in transcript(call)] == ["Before.", "After."]
+    assert "final segment dropped, the database refuses it" in caplog.text
