@@ -13,12 +13,13 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import psycopg
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from calls.models import Call, Gap, MediaStream, Participant, TranscriptSegment, participant_kind
@@ -262,84 +263,117 @@ def record_audio_gap(
     )
 
 
-def store_final_segment(
-    *,
-    call_id: uuid.UUID,
-    stream_id: int | None,
-    subscription_id: str,
-    participant_raw_id: str,
-    text: str,
-    confidence: float | None,
-    offset_ticks: int,
-    duration_ticks: int,
-    words: list[dict[str, Any]],
-    received_at: datetime,
-) -> TranscriptSegment | None:
-    """Store a final transcription result and publish it after commit.
+@dataclass(frozen=True)
+class Final:
+    """A final transcription result waiting to be stored: what a media socket heard, what the journal
+    keeps while the database is away (streaming/journal.py), and what `store_finals` takes."""
 
-    Returns None when the same result was stored before: ACS redelivers after a reconnect, and the
-    unique constraint (not a read-then-write) makes the second delivery a no-op. A final whose stream
-    row was deleted meanwhile (in the admin, say, while its socket is live) is kept without it.
+    call_id: uuid.UUID
+    stream_id: int | None
+    subscription_id: str
+    participant_raw_id: str
+    text: str
+    confidence: float | None
+    offset_ticks: int
+    duration_ticks: int
+    words: list[dict[str, Any]]  # [{text, offset, duration}] in ticks, as TranscriptSegment.words
+    received_at: datetime
+
+
+class Outcome(StrEnum):
+    """What became of one final given to `store_finals`."""
+
+    STORED = "stored"
+    REDELIVERED = "redelivered"  # stored before: ACS redelivers after a reconnect
+    CALL_DELETED = "call_deleted"  # dropped: its call was deleted, nothing is left to attach it to
+    REFUSED = "refused"  # dropped: PostgreSQL can never take it (logged as an error)
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    outcome: Outcome
+    segment: TranscriptSegment | None = None  # the stored segment, published after commit
+
+    @property
+    def dropped(self) -> bool:
+        return self.outcome in (Outcome.CALL_DELETED, Outcome.REFUSED)
+
+
+def store_finals(finals: Sequence[Final]) -> list[FinalResult]:
+    """Store final results, in order, and publish each after commit: the one way finals are stored.
+
+    Usually one statement for all of them (`_INSERT_FINALS`): it takes their calls' sequence numbers,
+    names their speakers and inserts them, one database round trip. When any one of them cannot go in
+    with the others, every one is stored on its own, so that one does not hold the others back:
+
+    - a redelivery (the unique constraint) is skipped: REDELIVERED, not an error;
+    - a final whose stream row was deleted (in the admin, while its socket is live) is stored without it;
+    - a final whose call was deleted is dropped: CALL_DELETED, one log line per call;
+    - a final PostgreSQL can never take (bad data) is dropped: REFUSED, logged as an error.
+
+    Only a database that cannot be used (unreachable, or failing for every final alike) raises, with
+    nothing lost: storing again later stores what is missing and skips what is there.
     """
-    final = {
-        "call_id": call_id,
-        "stream_id": stream_id,
-        "subscription_id": subscription_id,
-        "participant_raw_id": participant_raw_id,
-        "text": text,
-        "confidence": confidence,
-        "offset_ticks": offset_ticks,
-        "duration_ticks": duration_ticks,
-        "words": words,
-        "received_at": received_at,
-    }
+    try:
+        segments = _insert_finals(finals)
+    except (IntegrityError, DataError, ValueError):  # ValueError: a value psycopg cannot send
+        results = [_store_alone(final) for final in finals]
+    else:
+        results = [
+            FinalResult(Outcome.STORED, segment) if segment is not None else FinalResult(Outcome.CALL_DELETED)
+            for segment in segments
+        ]
+    deleted = Counter(
+        final.call_id for final, result in zip(finals, results, strict=True) if result.outcome is Outcome.CALL_DELETED
+    )
+    for call_id, count in deleted.items():
+        logger.warning("%d final segment(s) of call %s dropped: the call no longer exists", count, call_id)
+    return results
+
+
+def _store_alone(final: Final) -> FinalResult:
     try:
         (segment,) = _insert_finals([final])
     except IntegrityError as error:
         if _violated_constraint(error) == REDELIVERY_CONSTRAINT:
-            return None
-        if stream_id is None or MediaStream.objects.filter(pk=stream_id).exists():
-            raise
-        logger.warning("call %s: final segment stored without its stream %s, which was deleted", call_id, stream_id)
-        return store_final_segment(**{**final, "stream_id": None})
+            return FinalResult(Outcome.REDELIVERED)
+        if not Call.objects.filter(pk=final.call_id).exists():
+            return FinalResult(Outcome.CALL_DELETED)  # deleted mid-store: its foreign key failed
+        if final.stream_id is None or MediaStream.objects.filter(pk=final.stream_id).exists():
+            return _refused(final, error)
+        logger.warning(
+            "call %s: final segment stored without its stream %s, which was deleted", final.call_id, final.stream_id
+        )
+        return _store_alone(replace(final, stream_id=None))
+    except (DataError, ValueError) as error:
+        return _refused(final, error)
     if segment is None:
-        raise Call.DoesNotExist(f"no call {call_id}")
-    return segment
+        return FinalResult(Outcome.CALL_DELETED)
+    return FinalResult(Outcome.STORED, segment)
+
+
+def _refused(final: Final, error: Exception) -> FinalResult:
+    logger.error(
+        "call %s: final segment dropped, the database refuses it (%s): %.80r", final.call_id, error, final.text
+    )
+    return FinalResult(Outcome.REFUSED)
 
 
 def _violated_constraint(error: IntegrityError) -> str:
     return getattr(getattr(error.__cause__, "diag", None), "constraint_name", None) or ""
 
 
-def store_final_segments(finals: Sequence[Mapping[str, Any]]) -> list[TranscriptSegment | None]:
-    """Store several final results (each `store_final_segment`'s arguments) in one statement: it takes
-    their calls' sequence numbers, names their speakers and inserts them, one database round trip
-    (`_INSERT_FINALS`). Each is published after commit.
-
-    When any of them cannot go in together (a redelivery hits the unique constraint, a stream was
-    deleted), they are stored one by one instead, so the others still land.
-    """
-    try:
-        segments = _insert_finals(finals)
-    except IntegrityError:
-        return [store_final_if_call_exists(final) for final in finals]
-    return [
-        segment if segment is not None else store_final_if_call_exists(final)
-        for final, segment in zip(finals, segments, strict=True)
-    ]
-
-
-def _insert_finals(finals: Sequence[Mapping[str, Any]]) -> list[TranscriptSegment | None]:
+def _insert_finals(finals: Sequence[Final]) -> list[TranscriptSegment | None]:
     """Insert `finals` with `_INSERT_FINALS` and publish each after commit; None for a final whose
     call is gone. Raises IntegrityError, inserting none, when any one of them breaks a constraint."""
     if not finals:
         return []
-    counts = Counter(final["call_id"] for final in finals)
+    counts = Counter(final.call_id for final in finals)
     positions, seen = [], Counter()
     for final in finals:
-        seen[final["call_id"]] += 1
-        positions.append(seen[final["call_id"]])
-    columns = {name: [final[name] for final in finals] for name in _FINAL_COLUMNS}
+        seen[final.call_id] += 1
+        positions.append(seen[final.call_id])
+    columns = {name: [getattr(final, name) for final in finals] for name in _FINAL_COLUMNS}
     columns["words"] = [json.dumps(words) for words in columns["words"]]
     # Outside a transaction the statement is its own: no BEGIN and COMMIT round trips. Inside one, a
     # savepoint keeps a failed insert from spoiling the caller's transaction.
@@ -349,7 +383,7 @@ def _insert_finals(finals: Sequence[Mapping[str, Any]]) -> list[TranscriptSegmen
     stored = {(row[1], row[3]): row for row in rows}
     segments = []
     for final, position in zip(finals, positions, strict=True):
-        row = stored.get((final["call_id"], position))
+        row = stored.get((final.call_id, position))
         segments.append(_stored_segment(final, *row) if row else None)
     for segment in segments:
         if segment is not None:
@@ -418,7 +452,7 @@ LEFT JOIN calls_participant AS speaker ON speaker.id = inserted.participant_id
 
 
 def _stored_segment(
-    final: Mapping[str, Any],
+    final: Final,
     segment_id: int,
     call_id: uuid.UUID,
     sequence: int,
@@ -427,25 +461,14 @@ def _stored_segment(
 ) -> TranscriptSegment:
     """The TranscriptSegment `_INSERT_FINALS` stored, from its returned row. A speaker not recorded yet
     (their final came before the socket's `note_participant`) is recorded now."""
-    segment = TranscriptSegment(id=segment_id, **final, sequence=sequence)
+    fields = {name: getattr(final, name) for name in _FINAL_COLUMNS}
+    segment = TranscriptSegment(id=segment_id, **fields, sequence=sequence)
     speaker_id, raw_id, kind, display_name = speaker
     if speaker_id is not None:
         segment.participant = Participant(
             id=speaker_id, call_id=call_id, raw_id=raw_id, kind=kind, display_name=display_name
         )
-    elif final["participant_raw_id"]:
-        segment.participant = ensure_participant(call_id=call_id, raw_id=final["participant_raw_id"])
+    elif final.participant_raw_id:
+        segment.participant = ensure_participant(call_id=call_id, raw_id=final.participant_raw_id)
         TranscriptSegment.objects.filter(pk=segment_id).update(participant=segment.participant)
     return segment
-
-
-def store_final_if_call_exists(final: Mapping[str, Any]) -> TranscriptSegment | None:
-    """`store_final_segment`, except that a final whose call was deleted meanwhile is logged and dropped:
-    there is nothing left to attach it to."""
-    try:
-        return store_final_segment(**final)
-    except (Call.DoesNotExist, IntegrityError):  # or a foreign key, if it went mid-store
-        if Call.objects.filter(pk=final["call_id"]).exists():
-            raise
-        logger.warning("Final segment for call %s dropped: the call no longer exists", final["call_id"])
-        return None

@@ -26,15 +26,16 @@ import weakref
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError
 from django.utils import timezone
 
 from calls import services
-from calls.models import MediaStream
+from calls.models import Call, MediaStream
 from streaming import events, journal, metrics
 from streaming.audio import AudioRecorder
 from streaming.packets import (
@@ -120,33 +121,11 @@ class _Stream:
 
 
 class _Final(NamedTuple):
-    """A final result waiting to be stored, with the stream it arrived on (a later metadata packet may
-    start a new subscription before it is stored)."""
+    """A final waiting to be stored (it names the stream it arrived on: a later metadata packet may
+    start a new subscription before it is stored), and when it arrived, for the store-latency metric."""
 
-    packet: TranscriptionData
-    received_at: datetime
+    final: services.Final
     received_monotonic: float
-    stream_id: int
-    subscription_id: str
-
-    def arguments(self, call_id: uuid.UUID) -> dict[str, Any]:
-        """What `services.store_final_segment` (and the journal) needs to store this final."""
-        packet = self.packet
-        return {
-            "call_id": call_id,
-            "stream_id": self.stream_id,
-            "subscription_id": self.subscription_id,
-            "participant_raw_id": packet.participant_raw_id,
-            "text": packet.text,
-            "confidence": packet.confidence,
-            "offset_ticks": packet.offset_ticks,
-            "duration_ticks": packet.duration_ticks,
-            "words": [
-                {"text": word.text, "offset": word.offset_ticks, "duration": word.duration_ticks}
-                for word in packet.words
-            ],
-            "received_at": self.received_at,
-        }
 
 
 class MediaSession:
@@ -179,6 +158,7 @@ class MediaSession:
         self._loops: list[asyncio.Task[None]] = []  # the periodic flush and the finals writer
         self._tasks: set[asyncio.Task[None]] = set()  # one-off database writes, awaited on close
         self._problems_logged = 0
+        self.call_deleted = False  # learnt from the database: from then on finals are dropped
         # admission
         self.max_bytes = settings.MAX_MEDIA_MESSAGE_BYTES
         self.audio_cap = settings.MEDIA_MAX_AUDIO_FRAMES_PER_SECOND
@@ -238,6 +218,8 @@ class MediaSession:
         counters = stream.unsaved + stream.counters + stream_counters.take(stream.id)
         try:
             await database_sync_to_async(services.close_stream)(stream_id=stream.id, counters=dict(counters))
+        except ObjectDoesNotExist:  # the stream, or its whole call, was deleted while the socket was open
+            logger.warning("call %s: stream %s not recorded as closed: it was deleted", self.call_id, stream.id)
         except DatabaseError as error:
             logger.error("call %s: stream %s not recorded as closed: %s", self.call_id, stream.id, error)
             stream_counters.add(stream.id, counters)  # written with the others when the database is back
@@ -298,20 +280,23 @@ class MediaSession:
     # --- packets -----------------------------------------------------------------------------
 
     async def handle(self, packet: Packet) -> None:
-        if type(packet) is AudioData:
-            await self._on_audio(packet)
-        elif type(packet) is TranscriptionData:
-            await self._on_transcription(packet)
-        elif type(packet) is AudioMetadata:
-            await self._on_audio_metadata(packet)
-        elif type(packet) is TranscriptionMetadata:
-            await self._on_transcription_metadata(packet)
-        elif type(packet) is DtmfData:
-            self._counters_for(AUDIO)["dtmf_count"] += 1
-            self._counters_for(AUDIO)["packet_count"] += 1
-        elif type(packet) is UnknownPacket or type(packet) is MarkData:
-            self._counters_for(None)["unknown_packet_count"] += 1
-            self._log_problem("ignored packet of kind %s", getattr(packet, "kind", "MarkData"))
+        try:  # free in Python 3.11 until something raises: the audio path pays nothing for it
+            if type(packet) is AudioData:
+                await self._on_audio(packet)
+            elif type(packet) is TranscriptionData:
+                await self._on_transcription(packet)
+            elif type(packet) is AudioMetadata:
+                await self._on_audio_metadata(packet)
+            elif type(packet) is TranscriptionMetadata:
+                await self._on_transcription_metadata(packet)
+            elif type(packet) is DtmfData:
+                self._counters_for(AUDIO)["dtmf_count"] += 1
+                self._counters_for(AUDIO)["packet_count"] += 1
+            elif type(packet) is UnknownPacket or type(packet) is MarkData:
+                self._counters_for(None)["unknown_packet_count"] += 1
+                self._log_problem("ignored packet of kind %s", getattr(packet, "kind", "MarkData"))
+        except Call.DoesNotExist:  # deleted (in the admin, say) while ACS still streams it: no stream opens
+            self._note_call_deleted()
 
     def note_malformed(self, error: PacketError) -> None:
         self._counters_for(None)["malformed_packet_count"] += 1
@@ -368,13 +353,33 @@ class MediaSession:
             self._first_seen(packet.participant_raw_id)
         if packet.is_final:
             stream.counters["final_count"] += 1
-            self.finals.append(_Final(packet, timezone.now(), time.monotonic(), stream.id, stream.subscription_id))
+            if self.call_deleted:
+                metrics.finals_dropped.labels(services.Outcome.CALL_DELETED).inc()
+                return
+            self.finals.append(_Final(self._final(packet, stream), time.monotonic()))
             metrics.final_buffer_depth.inc()
             self._finals_ready.set()
         else:
             stream.counters["intermediate_count"] += 1
             event = events.partial_event(self.call_id, packet.participant_raw_id, packet.text, packet.offset_ticks)
             events.publish(event)
+
+    def _final(self, packet: TranscriptionData, stream: _Stream) -> services.Final:
+        return services.Final(
+            call_id=self.call_id,
+            stream_id=stream.id,
+            subscription_id=stream.subscription_id,
+            participant_raw_id=packet.participant_raw_id,
+            text=packet.text,
+            confidence=packet.confidence,
+            offset_ticks=packet.offset_ticks,
+            duration_ticks=packet.duration_ticks,
+            words=[
+                {"text": word.text, "offset": word.offset_ticks, "duration": word.duration_ticks}
+                for word in packet.words
+            ],
+            received_at=timezone.now(),
+        )
 
     async def _on_audio_metadata(self, packet: AudioMetadata) -> None:
         metadata = services.StreamMetadata(
@@ -401,6 +406,8 @@ class MediaSession:
         previous = self.streams.get(kind)
         if previous is not None and previous.subscription_id == subscription_id:
             return previous
+        if self.call_deleted:
+            raise Call.DoesNotExist  # known already: no query per packet
         record = await database_sync_to_async(services.open_stream)(
             call_id=self.call_id,
             kind=kind,
@@ -433,49 +440,85 @@ class MediaSession:
         while not (self._closing and not self.finals):
             await self._finals_ready.wait()
             self._finals_ready.clear()
-            await self._store_queued_finals()
+            try:
+                await self._store_queued_finals()
+            except Exception as error:  # a bug: keep the finals and this task, try again shortly
+                self._log_problem("storing final segments failed (%r); retrying", error)
+                self._failing_since = self._failing_since or time.monotonic()
+                self._finals_ready.set()
+                await asyncio.sleep(STORE_RETRY_DELAYS[-1])
             if self._closing and self._failing_since is not None:
                 return  # the database is down: close() journals the rest
 
     async def _store_queued_finals(self) -> None:
-        """Store queued finals in arrival order, in batches (one thread hop each), retrying while the
-        database is unavailable and journaling once more than MAX_BUFFERED_FINALS are waiting."""
+        """Store queued finals in arrival order, in batches (one thread hop each), retrying while they
+        cannot be stored and journaling once more than MAX_BUFFERED_FINALS are waiting.
+
+        Whatever goes wrong, this socket keeps its finals and its writer: an error other than the
+        database's is logged (rate-limited) and retried like an outage, never left to end this task.
+        """
         attempt = 0
         while self.finals:
             batch = list(self.finals)
-            stored, error = await finals_writer.store([final.arguments(self.call_id) for final in batch])
-            self._forget_stored(batch[:stored])
-            if error is None:
-                if self._failing_since is not None:
-                    logger.warning("call %s: database back; final segments stored again", self.call_id)
-                    self._failing_since = None
-                    replayer.wake()
-                attempt = 0
+            try:
+                results = await finals_writer.store([queued.final for queued in batch])
+            except Exception as error:
+                self._failing_since = self._failing_since or time.monotonic()
+                if self._closing:
+                    return
+                if len(self.finals) > settings.MAX_BUFFERED_FINALS:
+                    await self._spill()
+                delay = STORE_RETRY_DELAYS[min(attempt, len(STORE_RETRY_DELAYS) - 1)]
+                attempt += 1
+                reason = error if isinstance(error, DatabaseError) else repr(error)
+                self._log_problem("final segments not stored yet (%s); retrying in %.1f s", reason, delay)
+                await asyncio.sleep(delay)
                 continue
-            self._failing_since = self._failing_since or time.monotonic()
-            if self._closing:
-                return
-            if len(self.finals) > settings.MAX_BUFFERED_FINALS:
-                await self._spill()
-            delay = STORE_RETRY_DELAYS[min(attempt, len(STORE_RETRY_DELAYS) - 1)]
-            attempt += 1
-            self._log_problem("final segments not stored yet (%s); retrying in %.1f s", error, delay)
-            await asyncio.sleep(delay)
+            self._forget_stored(batch, results)
+            if self._failing_since is not None:
+                logger.warning("call %s: final segments stored again", self.call_id)
+                self._failing_since = None
+                replayer.wake()
+            attempt = 0
 
-    def _forget_stored(self, stored: list[_Final]) -> None:
+    def _forget_stored(self, batch: list[_Final], results: list[services.FinalResult]) -> None:
         now = time.monotonic()
-        for final in stored:
-            if self.finals and self.finals[0] is final:  # a spill may have emptied the queue meanwhile
+        stored, dropped = 0, Counter()
+        for queued, result in zip(batch, results, strict=True):
+            # A spill, or learning that the call was deleted, may have emptied the queue meanwhile
+            # (and counted what it took).
+            still_queued = bool(self.finals) and self.finals[0] is queued
+            if still_queued:
                 self.finals.popleft()
                 metrics.final_buffer_depth.dec()
-            metrics.final_store_seconds.observe(now - final.received_monotonic)
+            if result.outcome is services.Outcome.STORED:
+                stored += 1
+                metrics.final_store_seconds.observe(now - queued.received_monotonic)
+            elif result.dropped and still_queued:
+                dropped[result.outcome] += 1
         if stored:
-            metrics.finals_stored.inc(len(stored))
+            metrics.finals_stored.inc(stored)
+        for outcome, count in dropped.items():
+            metrics.finals_dropped.labels(outcome).inc(count)
+        if any(result.outcome is services.Outcome.CALL_DELETED for result in results):
+            self._note_call_deleted()
+
+    def _note_call_deleted(self) -> None:
+        """The call is gone: nothing this socket receives can be stored any more. Its finals are
+        dropped (and counted) from now on, and no new stream is opened for it, until ACS closes the
+        socket; the process and every other socket carry on."""
+        if not self.call_deleted:
+            self.call_deleted = True
+            logger.warning("call %s: the call was deleted; its media socket's finals are dropped", self.call_id)
+        if self.finals:
+            metrics.finals_dropped.labels(services.Outcome.CALL_DELETED).inc(len(self.finals))
+            metrics.final_buffer_depth.dec(len(self.finals))
+            self.finals.clear()
 
     async def _spill(self) -> None:
         """Move every queued final to the journal (durably) and out of memory."""
         pending, self.finals = list(self.finals), deque()
-        entries = [journal.entry_for(final.arguments(self.call_id)) for final in pending]
+        entries = [journal.entry_for(queued.final) for queued in pending]
         try:
             await asyncio.get_running_loop().run_in_executor(None, journal.append, entries)
         except OSError as error:
@@ -490,7 +533,7 @@ class MediaSession:
             return
         pending, self.finals = list(self.finals), deque()
         try:
-            journal.append(journal.entry_for(final.arguments(self.call_id)) for final in pending)
+            journal.append(journal.entry_for(queued.final) for queued in pending)
         except OSError as error:
             logger.error("call %s: %d final segments lost: %s", self.call_id, len(pending), error)
             return

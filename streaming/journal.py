@@ -13,6 +13,7 @@ away starts a new one.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import logging
@@ -28,6 +29,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from calls import services
+from streaming import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -142,12 +144,25 @@ def _replay_file(path: Path, store: Callable[[dict[str, Any]], None]) -> tuple[i
     return done, True
 
 
-def entry_for(arguments: dict[str, Any]) -> dict[str, Any]:
-    """A journal entry: store_final_segment's arguments, as JSON."""
-    return {**arguments, "call_id": str(arguments["call_id"]), "received_at": arguments["received_at"].isoformat()}
+def entry_for(final: services.Final) -> dict[str, Any]:
+    """A journal entry: the final's fields, as JSON. Entries written before `services.Final` existed
+    (store_final_segment's keyword arguments) have the same keys, so they replay all the same."""
+    return {
+        **{field.name: getattr(final, field.name) for field in dataclasses.fields(final)},
+        "call_id": str(final.call_id),
+        "received_at": final.received_at.isoformat(),
+    }
+
+
+def final_from(entry: dict[str, Any]) -> services.Final:
+    return services.Final(
+        **{**entry, "call_id": uuid.UUID(entry["call_id"]), "received_at": datetime.fromisoformat(entry["received_at"])}
+    )
 
 
 def store_entry(entry: dict[str, Any]) -> None:
-    arguments = {**entry, "call_id": uuid.UUID(entry["call_id"])}
-    arguments["received_at"] = datetime.fromisoformat(entry["received_at"])
-    services.store_final_if_call_exists(arguments)
+    """Store one journaled final; one whose call was deleted meanwhile, or that the database refuses,
+    is dropped (logged and counted), not retried."""
+    (result,) = services.store_finals([final_from(entry)])
+    if result.dropped:
+        metrics.finals_dropped.labels(result.outcome).inc()

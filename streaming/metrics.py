@@ -40,6 +40,12 @@ closed_media_sockets = Counter(
     "callscribe_media_sockets_closed_total", "Media sockets the server closed, by reason.", ["reason"]
 )
 finals_stored = Counter("callscribe_finals_stored_total", "Final transcript segments stored.")
+finals_dropped = Counter(
+    "callscribe_finals_dropped_total",
+    "Final transcript segments not stored, by reason: call_deleted (their call was deleted), refused (the database"
+    " cannot take them).",
+    ["reason"],
+)
 final_store_seconds = Histogram(
     "callscribe_final_store_seconds", "From a final segment's arrival to its commit.", buckets=LATENCY_BUCKETS
 )

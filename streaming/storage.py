@@ -12,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import DatabaseError, connection
 
 from calls import services
 
@@ -76,17 +75,17 @@ stream_counters = StreamCounters()
 
 
 class _Request(NamedTuple):
-    finals: list[dict[str, Any]]
-    done: asyncio.Future[tuple[int, DatabaseError | None]]
+    finals: list[services.Final]
+    done: asyncio.Future[list[services.FinalResult]]
 
 
 class FinalsWriter:
     """Stores every media socket's final segments for this process, on one thread of its own.
 
-    Finals that arrive while a store is running go together in the next one: one transaction for
-    many calls' finals (`services.store_final_segments`). Few database round trips per final matter
-    twice over: each costs the database time, and after each the writer thread must win the GIL back
-    from the busy event loop, which is what made stores slow under load (docs/performance.md).
+    Finals that arrive while a store is running go together in the next one: one statement for many
+    calls' finals (`services.store_finals`). Few database round trips per final matter twice over:
+    each costs the database time, and after each the writer thread must win the GIL back from the
+    busy event loop, which is what made stores slow under load (docs/performance.md).
     """
 
     def __init__(self) -> None:
@@ -96,9 +95,12 @@ class FinalsWriter:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def store(self, finals: list[dict[str, Any]]) -> tuple[int, DatabaseError | None]:
-        """Store `finals` (store_final_segment's arguments, in order) together with whatever else is
-        waiting. Returns how many were stored and the error that stopped the rest, if any."""
+    async def store(self, finals: list[services.Final]) -> list[services.FinalResult]:
+        """Store `finals` (in order) together with whatever else is waiting; what became of each.
+
+        Raises when they could not be stored (the database is unreachable, or an unexpected error
+        with these finals): nothing is lost, and storing them again skips what did get stored.
+        """
         self._ensure_running()
         request = _Request(finals, asyncio.get_running_loop().create_future())
         self._waiting.append(request)
@@ -122,12 +124,12 @@ class FinalsWriter:
                     requests, self._waiting = [r for r in self._waiting if not r.done.done()], []
                     try:
                         outcomes = await self._store([request.finals for request in requests])
-                    except Exception as error:  # not a database error: the sockets that asked log it
+                    except Exception as error:  # _store_together returns its errors: this is a bug, not data
                         outcomes = [error] * len(requests)
                     for request, outcome in zip(requests, outcomes, strict=True):
                         if request.done.done():
                             continue
-                        if isinstance(outcome, Exception):
+                        if isinstance(outcome, BaseException):
                             request.done.set_exception(outcome)
                         else:
                             request.done.set_result(outcome)
@@ -135,40 +137,44 @@ class FinalsWriter:
         finally:  # cancelled (the server is stopping): whoever still waits retries, or journals
             for request in requests + self._waiting:
                 if not request.done.done():
-                    request.done.set_result((0, DatabaseError("the finals writer stopped")))
+                    request.done.set_exception(DatabaseError("the finals writer stopped"))
             self._waiting = []
 
 
-def _store_together(requests: list[list[dict[str, Any]]]) -> list[tuple[int, DatabaseError | None]]:
-    """In the writer's thread: every request in one transaction. When the database is unreachable,
-    every socket retries later; when one socket's data is the trouble, each request is stored on its
-    own, so that socket does not hold up the others.
+def _store_together(requests: list[list[services.Final]]) -> list[list[services.FinalResult] | Exception]:
+    """In the writer's thread: every request's finals in one `services.store_finals`. It stores what
+    it can and raises only when the database cannot be used: then every request fails alike and is
+    retried. Any other exception is one request's trouble: each is stored on its own, so the others
+    still land and only that one fails.
 
-    The thread keeps its database connection from one store to the next without the usual health
-    check (one more round trip per store), drops it after any error, so the next store reconnects,
-    and replaces it once it is older than CONN_MAX_AGE, as Django would.
+    The thread keeps its one database connection from one store to the next while it works (no
+    health check, a round trip per store; with a connection pool, one slot kept for this, the
+    hottest path) and drops it after any error (back to the pool, or closed), so the next store
+    starts on a fresh one.
     """
-    if connection.close_at is not None and time.monotonic() >= connection.close_at:
-        _drop_connection()
     try:
-        services.store_final_segments([arguments for finals in requests for arguments in finals])
-    except (OperationalError, InterfaceError) as error:  # the database is unreachable: all retry later
+        results = services.store_finals([final for finals in requests for final in finals])
+    except DatabaseError as error:
         _drop_connection()
-        return [(0, error)] * len(requests)
-    except DatabaseError:
+        return [error] * len(requests)
+    except Exception as error:
         _drop_connection()
-        return [_store_in_order(finals) for finals in requests]
-    return [(len(finals), None) for finals in requests]
+        if len(requests) == 1:
+            return [error]
+        return [_store_alone(finals) for finals in requests]
+    outcomes, start = [], 0
+    for finals in requests:
+        outcomes.append(results[start : start + len(finals)])
+        start += len(finals)
+    return outcomes
 
 
-def _store_in_order(finals: list[dict[str, Any]]) -> tuple[int, DatabaseError | None]:
-    for index, arguments in enumerate(finals):
-        try:
-            services.store_final_segment(**arguments)
-        except DatabaseError as error:
-            _drop_connection()
-            return index, error
-    return len(finals), None
+def _store_alone(finals: list[services.Final]) -> list[services.FinalResult] | Exception:
+    try:
+        return services.store_finals(finals)
+    except Exception as error:
+        _drop_connection()
+        return error
 
 
 def _drop_connection() -> None:

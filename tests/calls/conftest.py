@@ -31,22 +31,27 @@ def say(
     tokens = text.split()
     step = duration_ms * TICKS_PER_MILLISECOND // max(len(tokens), 1)
     offset = at_ms * TICKS_PER_MILLISECOND
-    segment = services.store_final_segment(
-        call_id=call.id,
-        stream_id=None,
-        subscription_id=acs.TRANSCRIPTION_SUBSCRIPTION,
-        participant_raw_id=participant,
-        text=text,
-        confidence=confidence,
-        offset_ticks=offset,
-        duration_ticks=duration_ms * TICKS_PER_MILLISECOND,
-        words=[
-            {"text": token, "offset": offset + index * step, "duration": step} for index, token in enumerate(tokens)
-        ],
-        received_at=timezone.now(),
+    (result,) = services.store_finals(
+        [
+            services.Final(
+                call_id=call.id,
+                stream_id=None,
+                subscription_id=acs.TRANSCRIPTION_SUBSCRIPTION,
+                participant_raw_id=participant,
+                text=text,
+                confidence=confidence,
+                offset_ticks=offset,
+                duration_ticks=duration_ms * TICKS_PER_MILLISECOND,
+                words=[
+                    {"text": token, "offset": offset + index * step, "duration": step}
+                    for index, token in enumerate(tokens)
+                ],
+                received_at=timezone.now(),
+            )
+        ]
     )
-    assert segment is not None
-    return segment
+    assert result.segment is not None
+    return result.segment
 
 
 def end(call: Call, *, minutes_ago: int = 0) -> Call:

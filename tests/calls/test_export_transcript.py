@@ -18,17 +18,23 @@ pytestmark = pytest.mark.django_db
 
 def add_final(call: Call, participant: str, text: str, offset: int, duration: int, subscription: str = "sub-1") -> None:
     stream = services.open_stream(call_id=call.id, kind="transcription", subscription_id=subscription)
-    services.store_final_segment(
-        call_id=call.id,
-        stream_id=stream.id,
-        subscription_id=subscription,
-        participant_raw_id=participant,
-        text=text,
-        confidence=0.875,
-        offset_ticks=offset,
-        duration_ticks=duration,
-        words=[{"text": word, "offset": offset + n * 1000, "duration": 1000} for n, word in enumerate(text.split())],
-        received_at=timezone.now(),
+    services.store_finals(
+        [
+            services.Final(
+                call_id=call.id,
+                stream_id=stream.id,
+                subscription_id=subscription,
+                participant_raw_id=participant,
+                text=text,
+                confidence=0.875,
+                offset_ticks=offset,
+                duration_ticks=duration,
+                words=[
+                    {"text": word, "offset": offset + n * 1000, "duration": 1000} for n, word in enumerate(text.split())
+                ],
+                received_at=timezone.now(),
+            )
+        ]
     )
 
 

@@ -105,17 +105,21 @@ async def test_a_viewer_that_missed_a_delta_is_refilled_from_the_database(call: 
     (viewer_channel,) = layer.groups[group]
 
     def store(text: str, offset: int) -> None:
-        services.store_final_segment(
-            call_id=call.id,
-            stream_id=None,
-            subscription_id="s",
-            participant_raw_id=acs.CALLER,
-            text=text,
-            confidence=0.9,
-            offset_ticks=offset,
-            duration_ticks=1,
-            words=[],
-            received_at=timezone.now(),
+        services.store_finals(
+            [
+                services.Final(
+                    call_id=call.id,
+                    stream_id=None,
+                    subscription_id="s",
+                    participant_raw_id=acs.CALLER,
+                    text=text,
+                    confidence=0.9,
+                    offset_ticks=offset,
+                    duration_ticks=1,
+                    words=[],
+                    received_at=timezone.now(),
+                )
+            ]
         )
 
     # A channel layer drops messages for a receiver that is full or briefly gone: this one misses "Lost.".
