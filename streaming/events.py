@@ -10,15 +10,15 @@ database. Intermediate text carries no number: it is replaced by the final anywa
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from typing import Literal, TypedDict
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 
 from calls import exports
 from calls.models import TICKS_PER_MILLISECOND, Call, MediaStream, TranscriptSegment, raw_id_label
+from compat import asgiref
 from streaming import publisher
 
 CALLS_GROUP = "calls"
@@ -222,7 +222,7 @@ def publish(event: LiveEvent) -> None:
     if _in_event_loop():
         publisher.send_soon(messages)
         return
-    loop = _server_loop()
+    loop = asgiref.calling_event_loop()
     if loop is not None:
         try:
             loop.call_soon_threadsafe(publisher.send_soon, messages)
@@ -243,11 +243,3 @@ def _in_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def _server_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop a database_sync_to_async worker thread was called from, if any."""
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    if loop is None or getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
-        return None
-    return loop if loop.is_running() else None

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import sys
 import time
 import uuid
 import weakref
@@ -35,6 +34,7 @@ from django.utils import timezone
 
 from calls import services
 from calls.models import MediaStream
+from compat import twisted
 from streaming import events, journal, metrics
 from streaming.audio import AudioRecorder
 from streaming.packets import (
@@ -84,10 +84,8 @@ def _shut_down_sessions() -> object:
     """daphne's "before shutdown" trigger: Twisted waits for the returned Deferred before it drops
     connections. daphne's own trigger, which cancels every application, fails when a connection
     has no application (an idle keep-alive, a port probe), so this one does that job too."""
-    from twisted.internet.defer import Deferred
-
     begin_shutdown()
-    done = Deferred.fromFuture(asyncio.ensure_future(_stop_everything()))
+    done = twisted.deferred_from(asyncio.ensure_future(_stop_everything()))
     return done.addErrback(lambda failure: logger.error("Shutdown did not finish cleanly: %s", failure.value))
 
 
@@ -602,14 +600,14 @@ def start_background_work() -> None:
     cancelled consumers do: from then on new media sockets are refused and /readyz says 503.
     """
     global _started_in
-    reactor = sys.modules.get("twisted.internet.reactor")
-    if reactor is None or not getattr(reactor, "running", False):
+    reactor = twisted.running_reactor()
+    if reactor is None:
         return
     metrics.loop_lag.ensure_running()
     replayer.ensure_running()
     stream_counters.ensure_running()
     if _started_in is not reactor:
-        reactor.addSystemEventTrigger("before", "shutdown", _shut_down_sessions)
+        twisted.before_shutdown(reactor, _shut_down_sessions)
         _started_in = reactor
 
 
