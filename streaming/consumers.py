@@ -16,7 +16,6 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocke
 from django.conf import settings
 
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
-from calls.models import Call
 from calls.tokens import unsign_media_token
 from compat import channels
 from streaming import events, ingest, live, metrics
@@ -126,7 +125,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             except AcsAuthenticationError as error:
                 _refused("bad_jwt", "Media socket for call %s from %s refused: %s", call_id, client[0], error)
                 return None
-        if not await Call.objects.filter(pk=call_id).aexists():
+        if not await database_sync_to_async(live.call_exists)(call_id):
             _refused("no_call", "Media socket refused: call %s does not exist", call_id)
             return None
         return call_id
