@@ -22,6 +22,7 @@ from compat import asgiref
 from streaming import publisher
 
 CALLS_GROUP = "calls"
+READINESS_PROBE_GROUP = "readiness-probe"  # /readyz sends to it to see Redis answer; nobody listens
 HANDLER_TYPE = "live.event"  # handled by `live_event` on the live-feed consumers
 
 
