@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import random
 import time
@@ -62,7 +63,16 @@ SHUTDOWN_TIMEOUT = 20.0  # keep systemd's TimeoutStopSec above this
 FLOOD_WINDOWS = 2  # consecutive one-second windows over MEDIA_FLOOD_FRAMES_PER_SECOND before closing
 AUDIO_PEEK = 48  # an ACS AudioData frame names its kind (or its payload key) within its first 48 characters
 
-ACCEPT, DROP, CLOSE = "accept", "drop", "close"
+
+class Admission(enum.Enum):
+    """What `MediaSession.admit` says to do with a frame, before it is parsed."""
+
+    ACCEPT = "accept"
+    DROP = "drop"  # counted
+    CLOSE = "close"  # the socket floods
+
+
+ACCEPT, DROP, CLOSE = Admission.ACCEPT, Admission.DROP, Admission.CLOSE  # module names: read for every frame
 
 _shutting_down = False
 _live_sessions: weakref.WeakSet[MediaSession] = weakref.WeakSet()
@@ -242,7 +252,7 @@ class MediaSession:
 
     # --- admission: before parsing -----------------------------------------------------------
 
-    def admit(self, frame: str | bytes) -> str:
+    def admit(self, frame: str | bytes) -> Admission:
         """ACCEPT, DROP (counted) or CLOSE (flooding). Cheap: no parsing."""
         if len(frame) > self.max_bytes:
             self.counts["oversized_frames"] += 1
