@@ -16,7 +16,7 @@ from typing import Literal, TypedDict
 
 from asgiref.sync import async_to_sync
 
-from calls import exports
+from calls import display, exports
 from calls.models import TICKS_PER_MILLISECOND, Call, MediaStream, TranscriptSegment, raw_id_label
 from compat import asgiref
 from streaming import publisher
@@ -72,6 +72,7 @@ class CallPayload(TypedDict):
     created_at: str
     connected_at: str | None
     ended_at: str | None
+    ended_at_shown: str  # as the call page shows it (calls.display.shown_time); empty while live
     last_sequence: int
 
 
@@ -152,6 +153,7 @@ def call_payload(call: Call) -> CallPayload:
         "created_at": call.created_at.isoformat(),
         "connected_at": call.connected_at.isoformat() if call.connected_at else None,
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "ended_at_shown": display.shown_time(call.ended_at),
         "last_sequence": call.last_sequence,
     }
 

@@ -365,7 +365,7 @@ class Transcript {
     setCallField("media_streaming_status", statusLabel(call.media_streaming_status));
     setCallField("transcription_status", statusLabel(call.transcription_status));
     if (call.ended_at) {
-      setCallField("ended_at", new Date(call.ended_at).toLocaleString());
+      setCallField("ended_at", call.ended_at_shown);
       for (const node of document.querySelectorAll("[data-since]")) node.dataset.until = call.ended_at;
     }
     for (const listener of callListeners) listener(call);
