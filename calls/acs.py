@@ -19,12 +19,12 @@ from azure.communication.callautomation import (
     MediaStreamingOptions,
     TranscriptionOptions,
 )
-from azure.communication.callautomation._shared.models import identifier_from_raw_id
 from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError
 from django.conf import settings
 
 from calls import tokens
+from compat.azure_sdk import identifier_from_raw_id
 
 logger = logging.getLogger(__name__)
 

@@ -36,10 +36,17 @@ class ReadOnlyInline(WatchersMayView, admin.TabularInline):
 
 
 class TranscriptSegmentInline(ReadOnlyInline):
+    """The transcript for those who may read calls in the admin but not watch them (watchers get the
+    live panel instead)."""
+
     model = TranscriptSegment
-    fields = ["sequence", "participant_raw_id", "text", "confidence", "offset_ms", "duration_ms"]
+    fields = ["sequence", "participant_raw_id", "text", "shown_confidence", "offset_ms", "duration_ms"]
     readonly_fields = fields
     ordering = ["sequence"]
+
+    @admin.display(description="confidence")
+    def shown_confidence(self, segment: TranscriptSegment) -> str:
+        return "" if segment.confidence is None else f"{segment.confidence:.0%}"
 
 
 class CallEventInline(ReadOnlyInline):
@@ -115,9 +122,14 @@ class CallAdmin(WatchersMayView, admin.ModelAdmin):
     def segment_count(self, call: Call) -> int:
         return call.segment_count
 
-    @admin.display(description="gaps", boolean=True, ordering="has_gaps")
-    def has_gaps(self, call: Call) -> bool:
-        return call.has_gaps
+    @admin.display(description="gaps", ordering="has_gaps")
+    def has_gaps(self, call: Call) -> str:
+        return "Yes" if call.has_gaps else "No"  # as the dashboard says it: a gap is no success to tick
+
+    def get_inlines(self, request: HttpRequest, obj: Call | None) -> list[type[admin.options.InlineModelAdmin]]:
+        if can_watch(request.user):  # the live panel above shows the transcript
+            return [inline for inline in self.inlines if inline is not TranscriptSegmentInline]
+        return self.inlines
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None

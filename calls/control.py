@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +30,9 @@ from calls.models import Call, CallEvent, Gap, MediaStream, RecoveryJob
 from streaming import events
 
 Status = Call.StreamStatus
+# ACS closes a call's media sockets when the call ends, and its CallDisconnected callback may come a
+# moment after they closed: a socket that closed this shortly before the end was closed by the end.
+CALL_END_GRACE = timedelta(seconds=5)
 User = AbstractBaseUser | AnonymousUser | None
 
 PHONE_NUMBER = re.compile(r"\+[1-9]\d{6,14}")  # E.164
@@ -145,6 +149,9 @@ def end_call(call: Call, *, state: str, reason: str) -> None:
     call.ended_at = call.ended_at or timezone.now()
     call.end_reason = reason
     call.media_streaming_status = call.transcription_status = Status.INACTIVE
+    Gap.objects.filter(
+        call=call, reason=Gap.Reason.SOCKET_DROP, ended_at__isnull=True, started_at__gte=call.ended_at - CALL_END_GRACE
+    ).delete()
     close_gaps(call)
     finish_recovery_jobs(call, "The call ended.")
     fields = ["state", "ended_at", "end_reason", "media_streaming_status", "transcription_status"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.utils import dateformat, timezone
 
 from calls.audio_files import audio_shift_ms, audio_tracks
 from calls.coverage import call_coverage
@@ -70,6 +72,12 @@ def segment_words(segment: TranscriptSegment) -> list[Word]:
         )
         for token, word in zip(tokens, timed, strict=True)
     ]
+
+
+def shown_time(moment: datetime | None) -> str:
+    """A moment as the call page shows it (in TIME_ZONE); live events carry it in this form too, so a
+    page updated live reads like the same page reloaded."""
+    return dateformat.format(timezone.localtime(moment), "Y-m-d H:i:s") if moment else ""
 
 
 def clock(milliseconds: int | float | None) -> str:

@@ -104,7 +104,9 @@ class Call(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.call_connection_id or f"call {self.id}"
+        """The caller and the id the call's addresses use (admin titles and messages show it)."""
+        label = self.label
+        return label if label == str(self.id) else f"{label} ({self.id})"
 
     def get_absolute_url(self) -> str:
         return reverse("calls-detail", args=[self.id])

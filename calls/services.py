@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import psycopg
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from calls.models import Call, Gap, MediaStream, Participant, TranscriptSegment, participant_kind
+from compat import django_db
 from streaming import events
 
 logger = logging.getLogger(__name__)
@@ -399,8 +399,7 @@ def _fetch_prepared(sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]
     bind parameters on the client and are never prepared, and Django turns psycopg's preparing off
     unless the `prepare_threshold` option is set (config/settings.py); without it this runs unprepared.
     """
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with django_db.psycopg_cursor() as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall()
 

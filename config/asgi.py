@@ -15,14 +15,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from calls.recovery import start_worker_thread  # noqa: E402
+from compat import autobahn  # noqa: E402
 from config import database_pool  # noqa: E402
-from streaming import websocket_frames  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
 start_worker_thread()  # only when settings.RECOVERY_WORKER is on
 database_pool.start_stats_thread()
 if settings.WEBSOCKET_SIMPLE_FRAMES:
-    websocket_frames.install()
+    autobahn.install()
 
 # What is loaded by now lives as long as the process: frozen, the garbage collector's full passes skip
 # it, and a larger youngest generation makes them rarer. With the defaults, those passes paused the

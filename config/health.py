@@ -19,7 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 
 from config import database_pool
-from streaming import ingest, metrics
+from streaming import events, ingest, metrics
 
 CHECK_TIMEOUT = 2.0
 
@@ -92,7 +92,8 @@ async def _channel_layer_reachable() -> bool:
     if layer is None:
         return True
     try:  # a send to an empty group touches Redis and delivers nothing
-        await asyncio.wait_for(layer.group_send("readiness-probe", {"type": "readiness.probe"}), CHECK_TIMEOUT)
+        probe = layer.group_send(events.READINESS_PROBE_GROUP, {"type": "readiness.probe"})
+        await asyncio.wait_for(probe, CHECK_TIMEOUT)
     except Exception:
         return False
     return True

@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from compat.azure_sdk import SERIALIZATION_LOGGER as SDK_SERIALIZATION_LOGGER
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -46,6 +48,7 @@ INSTALLED_APPS = [
     "csp",
     "calls",
     "streaming",
+    "compat.apps.CompatConfig",
 ]
 
 MIDDLEWARE = [
@@ -204,7 +207,7 @@ CALL_CHECK_AFTER = env.int("CALL_CHECK_AFTER", default=300)
 # A signed media-socket URL must outlive the longest call, since ACS reconnects to the same URL.
 MEDIA_TOKEN_MAX_AGE = env.int("MEDIA_TOKEN_MAX_AGE", default=7 * 24 * 3600)
 MAX_MEDIA_MESSAGE_BYTES = env.int("MAX_MEDIA_MESSAGE_BYTES", default=64 * 1024)
-# Read whole, simple websocket frames without autobahn's per-frame machinery (streaming/websocket_frames.py).
+# Read whole, simple websocket frames without autobahn's per-frame machinery (compat/autobahn.py).
 WEBSOCKET_SIMPLE_FRAMES = env.bool("WEBSOCKET_SIMPLE_FRAMES", default=True)
 AUDIO_CAPTURE = env.bool("AUDIO_CAPTURE", default=False)
 AUDIO_CAPTURE_DIR = Path(env.str("AUDIO_CAPTURE_DIR", default=str(BASE_DIR / "data" / "audio")))
@@ -237,7 +240,7 @@ LOGGING = {
         # The Azure SDK logs every request and response at INFO...
         "azure": {"level": "WARNING"},
         # ...and warns on every answer about its own TranscriptionOptions bug (acs-protocol.md 4.3).
-        "azure.communication.callautomation._generated._utils.serialization": {"level": "ERROR"},
+        SDK_SERIALIZATION_LOGGER: {"level": "ERROR"},
     },
 }
 

@@ -12,13 +12,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.conf import settings
 
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
-from calls.models import ENDED_STATES, Call
+from calls.models import ENDED_STATES
 from calls.tokens import unsign_media_token
+from compat import channels
 from streaming import events, ingest, live, metrics
 from streaming.ingest import MediaSession
 from streaming.packets import PacketError, parse_packet
@@ -48,28 +48,15 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
     """
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Channels' consumer loop, trimmed for 50 frames a second per participant.
+        """Channels' consumer loop, trimmed for 50 frames a second per participant (compat/channels.py).
 
-        Channels would subscribe the socket to the channel layer (nothing is ever sent to a media
-        socket), juggle two receive tasks per message and hop to a thread to close stale database
-        connections before every handler. Every ORM call here goes through database_sync_to_async,
-        which does that itself, so frames go straight from daphne's queue to `receive`.
+        Frames go straight from daphne's queue to `receive`, without Channels' hop to the database
+        thread to close stale connections: every ORM call a media socket makes goes through
+        database_sync_to_async, which closes them itself.
         """
-        self.scope = scope
-        self.channel_layer = None
-        self.base_send = send
-        # daphne hands each connection an asyncio.Queue's get; its size is this socket's unread backlog.
-        queue = getattr(receive, "__self__", None)
-        self.backlog = queue.qsize if isinstance(queue, asyncio.Queue) else None
+        self.backlog = channels.daphne_backlog(receive)
         try:
-            while True:
-                message = await receive()
-                if message["type"] == "websocket.receive":
-                    await self.receive(message.get("text"), message.get("bytes"))
-                else:
-                    await self.dispatch(message)
-        except StopConsumer:
-            pass
+            await channels.serve_without_channel_layer(self, scope, receive, send)
         except asyncio.CancelledError:  # on SIGTERM, and when a closed socket's handler overstays
             await self._finish_when_cancelled()
             raise
@@ -139,7 +126,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             except AcsAuthenticationError as error:
                 _refused("bad_jwt", "Media socket for call %s from %s refused: %s", call_id, client[0], error)
                 return None
-        state = await Call.objects.filter(pk=call_id).values_list("state", flat=True).afirst()
+        state = await database_sync_to_async(live.call_state_now)(call_id)
         if state is None:
             _refused("no_call", "Media socket refused: call %s does not exist", call_id)
             return None
@@ -181,7 +168,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         # Channels hops to the database thread (aclose_old_connections) before every handler; a live
         # event needs no database unless it resyncs, which goes through database_sync_to_async anyway.
         if message["type"] == events.HANDLER_TYPE:
-            await self.live_event(message)
+            await channels.dispatch_without_database_hop(self, message)
         else:
             await super().dispatch(message)
 

@@ -10,18 +10,19 @@ database. Intermediate text carries no number: it is replaced by the final anywa
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from typing import Literal, TypedDict
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 
-from calls import exports
+from calls import display, exports
 from calls.models import TICKS_PER_MILLISECOND, Call, MediaStream, TranscriptSegment, raw_id_label
+from compat import asgiref
 from streaming import publisher
 
 CALLS_GROUP = "calls"
+READINESS_PROBE_GROUP = "readiness-probe"  # /readyz sends to it to see Redis answer; nobody listens
 HANDLER_TYPE = "live.event"  # handled by `live_event` on the live-feed consumers
 
 
@@ -72,6 +73,7 @@ class CallPayload(TypedDict):
     connected_at: str | None
     ended_at: str | None
     end_reason: str  # why the call ended or never connected, in words
+    ended_at_shown: str  # as the call page shows it (calls.display.shown_time); empty while live
     last_sequence: int
 
 
@@ -153,6 +155,7 @@ def call_payload(call: Call) -> CallPayload:
         "connected_at": call.connected_at.isoformat() if call.connected_at else None,
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         "end_reason": call.end_reason,
+        "ended_at_shown": display.shown_time(call.ended_at),
         "last_sequence": call.last_sequence,
     }
 
@@ -224,7 +227,7 @@ def publish(event: LiveEvent) -> None:
     if _in_event_loop():
         publisher.send_soon(messages)
         return
-    loop = _server_loop()
+    loop = asgiref.calling_event_loop()
     if loop is not None:
         try:
             loop.call_soon_threadsafe(publisher.send_soon, messages)
@@ -245,11 +248,3 @@ def _in_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def _server_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop a database_sync_to_async worker thread was called from, if any."""
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    if loop is None or getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
-        return None
-    return loop if loop.is_running() else None

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import random
-import sys
 import time
 import uuid
 import weakref
@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from calls import services
 from calls.models import Call, MediaStream
+from compat import twisted
 from streaming import events, journal, metrics
 from streaming.audio import AudioRecorder
 from streaming.packets import (
@@ -63,7 +64,16 @@ SHUTDOWN_TIMEOUT = 20.0  # keep systemd's TimeoutStopSec above this
 FLOOD_WINDOWS = 2  # consecutive one-second windows over MEDIA_FLOOD_FRAMES_PER_SECOND before closing
 AUDIO_PEEK = 48  # an ACS AudioData frame names its kind (or its payload key) within its first 48 characters
 
-ACCEPT, DROP, CLOSE = "accept", "drop", "close"
+
+class Admission(enum.Enum):
+    """What `MediaSession.admit` says to do with a frame, before it is parsed."""
+
+    ACCEPT = "accept"
+    DROP = "drop"  # counted
+    CLOSE = "close"  # the socket floods
+
+
+ACCEPT, DROP, CLOSE = Admission.ACCEPT, Admission.DROP, Admission.CLOSE  # module names: read for every frame
 
 _shutting_down = False
 _live_sessions: weakref.WeakSet[MediaSession] = weakref.WeakSet()
@@ -85,10 +95,8 @@ def _shut_down_sessions() -> object:
     """daphne's "before shutdown" trigger: Twisted waits for the returned Deferred before it drops
     connections. daphne's own trigger, which cancels every application, fails when a connection
     has no application (an idle keep-alive, a port probe), so this one does that job too."""
-    from twisted.internet.defer import Deferred
-
     begin_shutdown()
-    done = Deferred.fromFuture(asyncio.ensure_future(_stop_everything()))
+    done = twisted.deferred_from(asyncio.ensure_future(_stop_everything()))
     return done.addErrback(lambda failure: logger.error("Shutdown did not finish cleanly: %s", failure.value))
 
 
@@ -226,7 +234,7 @@ class MediaSession:
 
     # --- admission: before parsing -----------------------------------------------------------
 
-    def admit(self, frame: str | bytes) -> str:
+    def admit(self, frame: str | bytes) -> Admission:
         """ACCEPT, DROP (counted) or CLOSE (flooding). Cheap: no parsing."""
         if len(frame) > self.max_bytes:
             self.counts["oversized_frames"] += 1
@@ -645,14 +653,14 @@ def start_background_work() -> None:
     cancelled consumers do: from then on new media sockets are refused and /readyz says 503.
     """
     global _started_in
-    reactor = sys.modules.get("twisted.internet.reactor")
-    if reactor is None or not getattr(reactor, "running", False):
+    reactor = twisted.running_reactor()
+    if reactor is None:
         return
     metrics.loop_lag.ensure_running()
     replayer.ensure_running()
     stream_counters.ensure_running()
     if _started_in is not reactor:
-        reactor.addSystemEventTrigger("before", "shutdown", _shut_down_sessions)
+        twisted.before_shutdown(reactor, _shut_down_sessions)
         _started_in = reactor
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from importlib import import_module
 from typing import Any
 
@@ -42,6 +43,11 @@ def call_exists(call_id: str) -> bool:
         return Call.objects.filter(pk=call_id).exists()
     except (ValueError, TypeError):
         return False
+
+
+def call_state_now(call_id: uuid.UUID) -> str | None:
+    """The call's state (Call.State), or None when there is no such call."""
+    return Call.objects.filter(pk=call_id).values_list("state", flat=True).first()
 
 
 def call_state(call_id: str, after: int | None) -> dict[str, Any]:

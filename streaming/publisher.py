@@ -26,6 +26,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from redis import asyncio as redis
 
+from compat import channels_redis
 from streaming import metrics
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,9 @@ class Publisher:
             )
         async with self.redis.pipeline(transaction=False) as pipeline:
             for group, message in batch:
-                pipeline.publish(layer._get_group_channel_name(group), layer.serialize(message))
+                pipeline.publish(
+                    channels_redis.group_channel_name(layer, group), channels_redis.serialize(layer, message)
+                )
             await pipeline.execute()
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import websockets
+from channels.layers import get_channel_layer
 from django.db import connection
-from django.test import Client
+from django.test import AsyncClient, Client
 
 from calls.models import Call
+from streaming import events
 from tests.conftest import media_path
 from tests.servers import AppServer, free_port, run_app_server
 from tests.streaming import acs_packets as acs
@@ -39,6 +41,16 @@ def test_healthz_says_the_process_is_up(client: Client) -> None:
 def test_readyz_is_ready_when_the_database_and_channel_layer_answer(client: Client) -> None:
     response = client.get("/readyz")
     assert (response.status_code, response.content) == (200, b"ready\n")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_readyz_probes_the_channel_layer_on_the_group_the_live_feed_contract_names() -> None:
+    layer = get_channel_layer()
+    listener = await layer.new_channel()
+    await layer.group_add(events.READINESS_PROBE_GROUP, listener)
+    response = await AsyncClient().get("/readyz")
+    assert response.status_code == 200
+    assert (await layer.receive(listener))["type"] == "readiness.probe"
 
 
 def test_readyz_names_what_is_unreachable(django_db_setup: None) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django import template
 
@@ -23,6 +23,11 @@ def speaker(segment: TranscriptSegment) -> str:
 @register.filter
 def clock(milliseconds: int | float | None) -> str:
     return display.clock(milliseconds)
+
+
+@register.filter
+def shown_time(moment: datetime | None) -> str:
+    return display.shown_time(moment)
 
 
 @register.filter

@@ -367,7 +367,7 @@ class Transcript {
     setCallField("end_reason", call.end_reason || "");
     for (const node of document.querySelectorAll('[data-shown-with="end_reason"]')) node.hidden = !call.end_reason;
     if (call.ended_at) {
-      setCallField("ended_at", new Date(call.ended_at).toLocaleString());
+      setCallField("ended_at", call.ended_at_shown);
       for (const node of document.querySelectorAll("[data-since]")) node.dataset.until = call.ended_at;
     }
     for (const listener of callListeners) listener(call);

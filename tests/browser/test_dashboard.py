@@ -4,13 +4,17 @@ media-socket client playing ACS."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 from django.contrib.auth.models import User
 
 from calls.models import Call
+from calls.tokens import callback_url
 from streaming.audio import audio_file_name
 from tests.browser.support import media_socket, off_the_loop, send_audio, session_cookie, wait_until
 from tests.calls import conftest as given
@@ -198,3 +202,29 @@ def test_the_admin_change_page_shows_the_transcript_live(
         media.send(acs.transcription_data(acs.CALLER, "Hello from the admin.", 1 * SECOND))
         expect(page.locator(".callscribe-live .line[data-sequence] .text")).to_have_text(["Hello from the admin."])
     context.close()
+
+
+def test_the_end_of_a_call_reads_the_same_live_and_after_a_reload(page: object, dashboard_server: AppServer) -> None:
+    from playwright.sync_api import expect
+
+    call = new_call()
+    page.goto(f"/calls/{call.id}/")
+    expect(live_status(page)).to_have_attribute("data-state", "live")
+    started = page.locator("dt:text-is('Started') + dd").text_content()
+    disconnected = {
+        "id": str(uuid.uuid4()),
+        "source": "calling/callConnections/acs-call-1",
+        "type": "Microsoft.Communication.CallDisconnected",
+        "data": {"callConnectionId": "acs-call-1", "serverCallId": "server-1", "correlationId": "corr-1"},
+        "time": "2026-11-25T10:00:00.1234567+00:00",
+        "specversion": "1.0",
+    }
+    callback = dashboard_server.base_url + "/api/callbacks?" + urlsplit(callback_url(call.id)).query
+    assert requests.post(callback, json=[disconnected], timeout=10).status_code == 200
+
+    ended = page.locator('[data-call-field="ended_at"]')
+    expect(ended).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"))  # as "Started" reads
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", started.strip())
+    shown_live = ended.text_content()
+    page.reload()
+    expect(ended).to_have_text(shown_live)

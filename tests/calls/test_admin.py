@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -116,7 +117,7 @@ def test_staff_who_may_watch_calls_read_them_in_the_admin_without_changing_them(
     response = bob_client.get(reverse("admin:calls_call_change", args=[call.id]))
     page = response.content.decode()
     assert response.status_code == 200
-    assert "Hello from the admin." in page and "CallConnected" in page
+    assert "Hello from the admin." in shown_text(page) and "CallConnected" in page
     assert AccessLog.objects.filter(user=supervisor, call=call, action="view", detail="admin").exists()
     assert bob_client.post(reverse("admin:calls_call_change", args=[call.id]), {"state": "failed"}).status_code == 403
     assert bob_client.get(reverse("admin:calls_participant_changelist")).status_code == 403
@@ -126,3 +127,45 @@ def test_staff_who_may_not_watch_calls_do_not_see_them_in_the_admin(call: Call) 
     client = logged_in(User.objects.create_user("dave", is_staff=True))
     assert client.get(reverse("admin:calls_call_changelist")).status_code == 403
     assert client.get(reverse("admin:calls_call_change", args=[call.id])).status_code == 403
+
+
+def shown_text(page: str) -> str:
+    """The page's text as a reader sees it (the transcript panel puts each word in a span of its own)."""
+    return " ".join(re.sub(r"<[^>]+>", " ", page).split())
+
+
+def row_of(page: str, call: Call) -> str:
+    return next(row for row in re.findall(r"<tr>.*?</tr>", page, re.DOTALL) if str(call.id) in row)
+
+
+def test_the_gaps_column_says_yes_for_a_call_with_gaps(admin_client: Client) -> None:
+    gappy, clean = new_call(), new_call()
+    Gap.objects.create(call=gappy, reason=Gap.Reason.SOCKET_DROP, started_at=timezone.now())
+    page = changelist(admin_client)
+    assert '<td class="field-has_gaps">Yes</td>' in row_of(page, gappy)
+    assert '<td class="field-has_gaps">No</td>' in row_of(page, clean)
+
+
+def test_the_change_page_is_titled_with_the_caller_and_the_id_its_address_uses(admin_client: Client) -> None:
+    call = new_call(call_connection_id="acs-connection-7", caller_display_name="Ada Lovelace")
+    page = admin_client.get(reverse("admin:calls_call_change", args=[call.id])).content.decode()
+    title = re.search(r"<title>(.*?)</title>", page, re.DOTALL).group(1)
+    assert "Ada Lovelace" in title and str(call.id) in title
+    assert "acs-connection-7" not in title
+
+
+def test_watchers_read_the_transcript_once_on_the_change_page(admin_client: Client, call: Call) -> None:
+    say(call, acs.CALLER, "Is my modem on fire?", 1000, confidence=0.898)
+    page = admin_client.get(reverse("admin:calls_call_change", args=[call.id])).content.decode()
+    assert shown_text(page).count("Is my modem on fire?") == 1  # in the live panel, not again in an inline
+
+
+def test_model_viewers_who_may_not_watch_read_the_transcript_with_its_confidence_as_a_percentage(call: Call) -> None:
+    say(call, acs.CALLER, "Is my modem on fire?", 1000, confidence=0.898)
+    auditor = User.objects.create_user("frank", is_staff=True)
+    auditor.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_call", "view_transcriptsegment", "view_gap", "view_callevent"])
+    )
+    page = logged_in(auditor).get(reverse("admin:calls_call_change", args=[call.id])).content.decode()
+    assert "Is my modem on fire?" in page
+    assert "90%" in page and "0.89799" not in page

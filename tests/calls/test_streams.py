@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from calls import services
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from calls import control, services
 from calls.models import Call, Gap, MediaStream
 from tests.calls.conftest import new_call
 
@@ -45,3 +49,49 @@ def test_a_reconnect_continues_the_stream_closes_its_gap_and_keeps_its_counts() 
     assert stored.disconnected_at is None
     assert Gap.objects.get(stream=first).ended_at is not None
     assert Call.objects.get(pk=call.id).last_sequence == before + 1
+
+
+def end_the_call(call: Call) -> None:
+    """What ACS's CallDisconnected callback does."""
+    with transaction.atomic():
+        control.end_call(control.locked_call(call.id), state=Call.State.DISCONNECTED, reason="The call ended.")
+
+
+def streaming_call() -> tuple[Call, MediaStream, MediaStream]:
+    call = new_call(state=Call.State.CONNECTED)
+    audio = services.open_stream(call_id=call.id, kind="audio", subscription_id="sub-1", metadata=PCM)
+    transcription = services.open_stream(call_id=call.id, kind="transcription", subscription_id="sub-2")
+    return call, audio, transcription
+
+
+def test_sockets_that_acs_closes_just_before_telling_the_call_ended_are_no_gap() -> None:
+    call, audio, transcription = streaming_call()
+    services.close_stream(stream_id=audio.id, counters={})
+    services.close_stream(stream_id=transcription.id, counters={})
+
+    end_the_call(call)
+
+    assert not Gap.objects.filter(call=call).exists()
+
+
+def test_sockets_that_close_after_the_call_ended_are_no_gap() -> None:
+    call, audio, transcription = streaming_call()
+
+    end_the_call(call)
+    services.close_stream(stream_id=audio.id, counters={})
+    services.close_stream(stream_id=transcription.id, counters={})
+
+    assert not Gap.objects.filter(call=call).exists()
+
+
+def test_a_drop_acs_never_came_back_from_stays_a_gap_when_the_call_ends() -> None:
+    call, audio, _ = streaming_call()
+    services.close_stream(stream_id=audio.id, counters={})
+    dropped_at = timezone.now() - control.CALL_END_GRACE - timedelta(seconds=30)
+    Gap.objects.filter(call=call).update(started_at=dropped_at)
+
+    end_the_call(call)
+
+    gap = Gap.objects.get(call=call)
+    assert (gap.reason, gap.started_at) == (Gap.Reason.SOCKET_DROP, dropped_at)
+    assert gap.ended_at is not None

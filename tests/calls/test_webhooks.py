@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from django.test import Client
+from django.utils import timezone
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from calls.models import Call, CallEvent, Gap, Participant, RecoveryJob, TranscriptSegment
@@ -266,7 +268,8 @@ def test_call_disconnected_ends_the_call_and_closes_its_gaps(
     client: Client, signed: dict[str, str], live_call: Call
 ) -> None:
     Call.objects.filter(pk=live_call.pk).update(state=Call.State.CONNECTED, transcription_status=Status.ACTIVE)
-    gap = Gap.objects.create(call=live_call, reason=Gap.Reason.SOCKET_DROP, started_at=live_call.created_at)
+    dropped_at = timezone.now() - timedelta(minutes=1)  # a drop ACS never came back from, not the end's own
+    gap = Gap.objects.create(call=live_call, reason=Gap.Reason.SOCKET_DROP, started_at=dropped_at)
     event = cloud_event("CallDisconnected", resultInformation={"code": 200, "subCode": 0, "message": "Hung up."})
 
     post_events(client, [event], callback_path(live_call), **signed)

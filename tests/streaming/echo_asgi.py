@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from streaming import websocket_frames
+from compat import autobahn
 
 if os.environ.get("WEBSOCKET_SIMPLE_FRAMES") == "True":
-    websocket_frames.install()
+    autobahn.install()
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:

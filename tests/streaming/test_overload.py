@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
+import uuid
 
 import pytest
 import websockets
@@ -15,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from calls.models import Call, MediaStream, TranscriptSegment
 from config.asgi import application
+from streaming.ingest import Admission, MediaSession
 from tests.conftest import media_path
 from tests.servers import free_port, run_app_server
 from tests.streaming import acs_packets as acs
@@ -96,3 +98,10 @@ async def test_unauthenticated_sockets_are_refused_without_touching_the_database
         health = urllib.request.urlopen(f"{server.base_url}/healthz", timeout=10).read()
         assert health == b"ok\n"
         assert "Traceback" not in server.log()
+
+
+def test_admission_says_what_to_do_with_a_frame_as_an_enum(settings) -> None:
+    settings.MAX_MEDIA_MESSAGE_BYTES = 100
+    session = MediaSession(uuid.uuid4())
+    assert session.admit(acs.transcription_metadata()[:100]) is Admission.ACCEPT
+    assert session.admit("x" * 101) is Admission.DROP

@@ -1,4 +1,4 @@
-"""The lean websocket frame reader (streaming/websocket_frames.py) against daphne's stock path.
+"""The lean websocket frame reader (compat/autobahn.py) against daphne's stock path.
 
 Both run as real daphne processes serving an echo app; a hand-made client sends the same bytes to
 each. Whatever the frames (whole or split across reads, fragmented, interleaved with pings, broken),
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from streaming.websocket_frames import unmask
+from compat.autobahn import unmask
 from tests.servers import ROOT, free_port, wait_for_port
 
 MAX_MESSAGE_BYTES = 65_000  # below 64 KiB, so that the lean reader's own size check is tested

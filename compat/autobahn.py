@@ -1,4 +1,4 @@
-"""A faster read path for daphne's websocket protocol, for the frames ACS actually sends.
+"""daphne's and autobahn's internals: a faster read path for the websocket frames ACS actually sends.
 
 For every incoming frame autobahn (daphne's websocket library) runs some fifteen Python methods:
 frame and message begin/data/end hooks, an incremental UTF-8 validator, a native unmasker set up per
@@ -14,13 +14,20 @@ daphne's size limits, invalid UTF-8, RSV bits, unmasked frames and other protoco
 socket in a state other than open. Autobahn's traffic statistics, which daphne never reads, then
 count only wire octets for these frames.
 
-Installed by `install()` when settings.WEBSOCKET_SIMPLE_FRAMES is on (the default).
+Installed by `install()` (config/asgi.py) when settings.WEBSOCKET_SIMPLE_FRAMES is on (the default).
+It reads autobahn's per-connection state and calls its private methods (`check()` lists them), and
+replaces daphne's `WebSocketFactory.protocol`.
 """
 
 from __future__ import annotations
 
+import inspect
+
+from autobahn.websocket.protocol import TrafficStats
 from autobahn.websocket.protocol import WebSocketProtocol as AutobahnProtocol
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+
+from compat import incompatible, require_attributes, require_method
 
 WHOLE_TEXT_FRAME = 0x81  # FIN set, no RSV bits, opcode 1
 WHOLE_BINARY_FRAME = 0x82  # FIN set, no RSV bits, opcode 2
@@ -100,3 +107,40 @@ def _is_utf8(payload: bytes) -> bool:
 def install() -> None:
     """Make daphne build SimpleFrameProtocol for every websocket it accepts."""
     WebSocketFactory.protocol = SimpleFrameProtocol
+
+
+# What SimpleFrameProtocol reads on each connection: state autobahn sets as it runs, and the options it
+# copies from the factory (its CONFIG_ATTRS).
+CONNECTION_STATE = (
+    "state",
+    "data",
+    "current_frame",
+    "inside_message",
+    "_perMessageCompress",
+    "trackedTimings",
+    "trafficStats",
+    "autoPingTimeoutCall",
+)
+OPTIONS = ("logOctets", "logFrames", "maxFramePayloadSize", "maxMessagePayloadSize", "autoPingRestartOnAnyTraffic")
+
+
+def check() -> None:
+    if not issubclass(WebSocketProtocol, AutobahnProtocol):
+        raise incompatible("daphne", "daphne's WebSocketProtocol is no longer autobahn's")
+    require_attributes("autobahn", WebSocketProtocol, ("STATE_OPEN", "_cancelAutoPingTimeoutCall"))
+    require_method("autobahn", WebSocketProtocol, "_dataReceived", ("self", "data"))
+    require_method("autobahn", WebSocketProtocol, "_onMessage", ("self", "payload", "isBinary"))
+    require_method("autobahn", WebSocketProtocol, "consumeData", ("self",))
+    source = inspect.getsource(AutobahnProtocol)
+    unset = [name for name in CONNECTION_STATE if f"self.{name} =" not in source]
+    if unset:
+        raise incompatible("autobahn", f"WebSocketProtocol no longer sets {', '.join(unset)}")
+    options = set(getattr(WebSocketProtocol, "CONFIG_ATTRS_COMMON", ())) | set(
+        getattr(WebSocketProtocol, "CONFIG_ATTRS_SERVER", ())
+    )
+    if not options.issuperset(OPTIONS):
+        raise incompatible("autobahn", f"WebSocketProtocol has no option {', '.join(set(OPTIONS) - options)}")
+    if not hasattr(TrafficStats(), "incomingOctetsWireLevel"):
+        raise incompatible("autobahn", "TrafficStats has no incomingOctetsWireLevel")
+    if not isinstance(WebSocketFactory.__dict__.get("protocol"), type):
+        raise incompatible("daphne", "WebSocketFactory no longer names its protocol class in `protocol`")
