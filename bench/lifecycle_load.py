@@ -244,7 +244,7 @@ class Run:
             await asyncio.gather(*rings)
         window_start = self.observed.last_answered + SETTLE_SECONDS
         window_end = self.observed.first_ring + args.seconds - END_MARGIN
-        if window_end - window_start >= 5:
+        if window_end - max(window_start, time.monotonic()) >= 5:
             await asyncio.sleep(max(0.0, window_start - time.monotonic()))
             opened = await asyncio.to_thread(Moment.now, self.server, self.emulator)
             await asyncio.sleep(max(0.0, window_end - time.monotonic()))
@@ -268,8 +268,12 @@ class Run:
             self.observed.ring_errors[type(error).__name__] += 1
             return
         self.observed.rings.append(answer)
-        correlation_id = answer.get("correlation_id")
-        call_id = await asyncio.to_thread(app_call_id, correlation_id) if correlation_id else None
+        if not 200 <= (answer.get("notification_status") or 0) < 300:
+            statuses = f"validation {answer.get('validation_status')}, IncomingCall {answer.get('notification_status')}"
+            self.observed.ring_errors[statuses] += 1
+            return  # the app refused the IncomingCall: it will not answer
+        correlation_id = answer["correlation_id"]
+        call_id = await asyncio.to_thread(app_call_id, correlation_id)
         if call_id is None:
             self.observed.ring_errors["no call in the database"] += 1
             return
@@ -329,16 +333,20 @@ class Run:
             await asyncio.sleep(1.0)
 
 
-def app_call_id(correlation_id: str, wait: float = 30.0) -> str | None:
+def app_call_id(correlation_id: str, wait: float = 10.0) -> str | None:
     """Callscribe's id for the call the emulator rang (the webhook created it before answering 200)."""
-    from django.db import close_old_connections
+    from django.db import OperationalError, close_old_connections, connection
 
     from calls.models import Call
 
     deadline = time.monotonic() + wait
     try:
         while time.monotonic() < deadline:
-            found = Call.objects.filter(correlation_id=correlation_id).values_list("id", flat=True).first()
+            try:
+                found = Call.objects.filter(correlation_id=correlation_id).values_list("id", flat=True).first()
+            except OperationalError:  # PostgreSQL full (max_connections): the server's problem, not ours
+                connection.close()
+                found = None
             if found is not None:
                 return str(found)
             time.sleep(0.05)
@@ -426,14 +434,20 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
                 if window and window[0].clock <= final["sent_at"] <= window[1].clock:
                     window_latencies.append(seen[0] - final["sent_at"])
     audio_sent = sum(sum(call["media_streaming"].get("frames_sent", {}).values()) for call in calls)
+    transcription_sent = sum(
+        call["transcription"].get("intermediates_sent", 0) + len(call["transcription"].get("finals_sent", []))
+        for call in calls
+    )
     metrics = end.metrics
+    pool = {name: value for name, value in run.server_env.items() if name.startswith("DATABASE_POOL_")}
     shed = {key: int(value) for key, value in metrics.items() if key.startswith("callscribe_shed_audio_frames_total{")}
     result: dict[str, Any] = {
         "arrival": args.arrival,
         "calls_rung": args.calls,
         "calls_answered": len(answered),
         "calls_streamed": len(streamed),
-        "calls_hung_up": len(hung_up),
+        "calls_ended": sum(call["state"] == "disconnected" for call in calls),  # the script ran out
+        "calls_hung_up": len(hung_up),  # ...and the app took CallDisconnected with a 2xx
         "app_calls_by_state": dict(states),
         "ring_errors": dict(observed.ring_errors),
         "time_to_answer_ms": ms(to_answer),
@@ -444,7 +458,10 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         "pg_connections_peak": pg.peak,
         "pg_connections_peak_by_state": pg.peak_by_state,
         "pg_samples": pg.samples,
-        "pool_settings": {k: v for k, v in run.server_env.items() if k.startswith("DATABASE_POOL_")},
+        "pool_settings": pool,
+        "pg_connections_over_pool_max": pg.peak > int(pool["DATABASE_POOL_MAX_SIZE"])
+        if "DATABASE_POOL_MAX_SIZE" in pool
+        else None,
         "finals_sent": sent_finals,
         "finals_lost": lost,
         "finals_duplicated": duplicated,
@@ -461,6 +478,10 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         "audio_frames_unaccounted": audio_sent
         - audio_counted
         - int(metrics.get("callscribe_shed_audio_frames_total", 0)),
+        # Transcription is never shed: every TranscriptionData packet sent must have been read.
+        "transcription_packets_sent": transcription_sent,
+        "transcription_packets_unaccounted": transcription_sent
+        - int(metrics.get('callscribe_packets_total{kind="TranscriptionData"}', 0)),
         "packets_by_kind": {
             key: int(value) for key, value in metrics.items() if key.startswith("callscribe_packets_total{")
         },
@@ -484,6 +505,44 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
             "bench_process_cpu_percent": round(100 * (closed.bench_cpu - opened.bench_cpu) / seconds, 1),
         }
     return result
+
+
+def headline(result: dict[str, Any]) -> str:
+    """The figures the targets are about, one per line, for a reader (the JSON has everything)."""
+    window = result.get("window", {})
+    answer, live, live_window = result["time_to_answer_ms"], result["live_latency_ms"], result["live_latency_window_ms"]
+    pool = result["pool_settings"].get("DATABASE_POOL_MAX_SIZE", "not set")
+    lines = [
+        f"calls answered / streamed / ended / hang-up taken: {result['calls_answered']} / "
+        f"{result['calls_streamed']} / {result['calls_ended']} / {result['calls_hung_up']} of {result['calls_rung']} "
+        f"({result['arrival']}); in the app's database: {result['app_calls_by_state']}",
+        f"time to answer (IncomingCall sent -> answer received): p50 {answer['p50']} ms, p99 {answer['p99']} ms",
+        f"Event Grid deliveries by status: {result['event_grid_by_status']}",
+        f"callback tries by status: {result['webhooks_by_status']}; not 2xx: {result['webhooks_not_2xx']}; "
+        f"given up: {result['webhooks_given_up']}",
+        f"PostgreSQL connections at peak: {result['pg_connections_peak']} (DATABASE_POOL_MAX_SIZE {pool})",
+        f"finals sent / lost / duplicated: {result['finals_sent']} / {result['finals_lost']} / "
+        f"{result['finals_duplicated']}; seen live by viewers {result['finals_seen_live']}",
+        f"live latency (emulator send -> viewer): p50 {live['p50']} ms, p99 {live['p99']} ms; "
+        f"in the streaming window p50 {live_window['p50']} ms, p99 {live_window['p99']} ms",
+        f"transcription packets sent {result['transcription_packets_sent']}, "
+        f"unaccounted {result['transcription_packets_unaccounted']}",
+        f"audio frames sent / counted / shed / unaccounted: {result['audio_frames_sent']} / "
+        f"{result['audio_frames_counted']} / {sum(result['audio_frames_shed'].values())} / "
+        f"{result['audio_frames_unaccounted']}",
+    ]
+    if window:
+        lines.append(
+            f"streaming window {window['seconds']} s: server {window['server_cpu_percent']} % of its core, "
+            f"{window['cpu_us_per_packet']} us CPU/packet; baseline {result.get('baseline_cpu_us_per_packet')} us; "
+            f"ratio {result.get('cpu_per_packet_ratio_to_baseline')}x"
+        )
+        lines.append(
+            f"generator core: emulator {window['emulator_cpu_percent']} %, this process "
+            f"{window['bench_process_cpu_percent']} %"
+            + (" (the emulator may be the bottleneck)" if window["emulator_cpu_percent"] > 85 else "")
+        )
+    return "\n".join(lines)
 
 
 # --- the invocation ---------------------------------------------------------------------------------
@@ -541,7 +600,14 @@ def main() -> None:
     parser.add_argument("--admin-database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--output", type=Path, help="append the run's JSON report to this file")
+    parser.add_argument("--show", type=Path, help="print the headline of each run in an --output file, and exit")
     args = parser.parse_args()
+    if args.show:
+        for line in args.show.read_text().splitlines():
+            run = json.loads(line)
+            print(f"# {run['args']['calls']} calls, {run['arrival']}, at {run.get('finished_at', '?')}")
+            print(headline(run) + "\n")
+        return
     if args.arrival == "burst":
         args.ramp_seconds = 0.0
 
@@ -553,15 +619,17 @@ def main() -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="callscribe-lifecycle-bench-"))
     print(f"server logs in {log_dir}", file=sys.stderr)
     result: dict[str, Any] = {"server": "callscribe-lifecycle", **run_lifecycle(args, cookie, log_dir)}
+    result["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     window = result.get("window")
     if window and not args.no_baseline:
         baseline = run_baseline(args, window["seconds"], log_dir)
+        result["baseline"] = {key: baseline[key] for key in ("packets_sent", "server_cpu_percent", "early_closes")}
         result["baseline_cpu_us_per_packet"] = baseline["cpu_us_per_packet"]
-        result["baseline_server_cpu_percent"] = baseline["server_cpu_percent"]
-        result["cpu_per_packet_ratio_to_baseline"] = round(
-            window["cpu_us_per_packet"] / baseline["cpu_us_per_packet"], 2
-        )
+        if baseline["cpu_us_per_packet"]:
+            ratio = window["cpu_us_per_packet"] / baseline["cpu_us_per_packet"]
+            result["cpu_per_packet_ratio_to_baseline"] = round(ratio, 2)
     print(json.dumps(result, indent=2), flush=True)
+    print(headline(result), file=sys.stderr)
     if args.output:
         with open(args.output, "a") as output:
             output.write(json.dumps({"args": vars(args) | {"output": str(args.output)}, **result}) + "\n")
