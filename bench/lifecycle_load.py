@@ -523,6 +523,8 @@ def headline(result: dict[str, Any]) -> str:
         f"PostgreSQL connections at peak: {result['pg_connections_peak']} (DATABASE_POOL_MAX_SIZE {pool})",
         f"finals sent / lost / duplicated: {result['finals_sent']} / {result['finals_lost']} / "
         f"{result['finals_duplicated']}; seen live by viewers {result['finals_seen_live']}",
+        f"viewers: {result['viewers']} on calls, {result['list_viewers']} on the list; errors (refused or dropped) "
+        f"{result['viewer_errors']}",
         f"live latency (emulator send -> viewer): p50 {live['p50']} ms, p99 {live['p99']} ms; "
         f"in the streaming window p50 {live_window['p50']} ms, p99 {live_window['p99']} ms",
         f"transcription packets sent {result['transcription_packets_sent']}, "
