@@ -71,12 +71,15 @@ def bench_call_script(seconds: float, final_every: float) -> dict[str, Any]:
     """Two participants taking turns: each says one short, numbered line every `final_every` seconds,
     until the call has lasted about `seconds`. Every line's text is unique within the call, so a final
     seen by a viewer or stored in the database matches one the emulator sent."""
-    lead_in, tail = 1.0, 1.0
+    lead_in, line_seconds = 1.0, 1.5  # a line takes ~1.2 s to say, with either synthesizer
+    turns = int((seconds - lead_in - 1.0 - final_every / 2 - line_seconds) / final_every) + 1
     utterances = []
-    for turn in range(int((seconds - lead_in - tail - 1.5) / final_every) + 1):
+    for turn in range(turns):
         start = lead_in + turn * final_every
         utterances.append({"speaker": "customer", "text": f"Caller line {turn} here.", "start": start})
         utterances.append({"speaker": "agent", "text": f"Agent line {turn} now.", "start": start + final_every / 2})
+    # Silence after the last line, so the call (and its audio) lasts the run's length.
+    tail = round(max(1.0, seconds - utterances[-1]["start"] - line_seconds), 2)
     agent_id = "8:acs:00000000-0000-0000-0000-00000000ac5e_00000021-3c8e-5d3a-85f4-0000000be4c4"
     return {
         "name": SCRIPT_NAME,
