@@ -221,6 +221,7 @@ class Run:
     ) -> None:
         self.args, self.emulator, self.server, self.server_env = args, emulator, server, server_env
         self.window: tuple[Moment, Moment] | None = None  # the moments around the streaming window
+        self.peak_rss_mib = 0.0
         self.headers = {"Cookie": cookie, "Origin": f"http://127.0.0.1:{server.port}"}
         self.base = f"127.0.0.1:{server.port}"
         self.observed = Observed()
@@ -492,7 +493,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
             key: int(value) for key, value in metrics.items() if key.startswith("callscribe_refused_media_sockets")
         },
         "whole_run_server_cpu_percent": round(100 * (end.server_cpu - start.server_cpu) / (end.wall - start.wall), 1),
-        "peak_rss_mib": round(memory_kib(run.server.pid, "VmHWM") / 1024, 1),
+        "peak_rss_mib": run.peak_rss_mib,
         "load_average": os.getloadavg()[0],
     }
     if window:
@@ -503,7 +504,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
             "seconds": round(seconds, 1),
             "packets_received": int(packets),
             "server_cpu_percent": round(100 * (closed.server_cpu - opened.server_cpu) / seconds, 1),
-            "cpu_us_per_packet": round(1e6 * (closed.server_cpu - opened.server_cpu) / max(packets, 1), 1),
+            "cpu_us_per_packet": round(1e6 * (closed.server_cpu - opened.server_cpu) / packets, 1) if packets else None,
             "emulator_cpu_percent": round(100 * (closed.emulator_cpu - opened.emulator_cpu) / seconds, 1),
             "bench_process_cpu_percent": round(100 * (closed.bench_cpu - opened.bench_cpu) / seconds, 1),
         }
@@ -569,12 +570,12 @@ def run_lifecycle(args: argparse.Namespace, cookie: str, log_dir: Path) -> dict[
             pg.start()
             run = Run(args, emulator, server, settings, cookie)
             moments = asyncio.run(run.go())
-            pg.stop.set()
-            pg.join()
-            return report(run, moments, pg)
+            run.peak_rss_mib = round(memory_kib(server.pid, "VmHWM") / 1024, 1)
         finally:
             pg.stop.set()
-            server.stop()
+            server.stop()  # first: its connections would leave none for the report's queries
+        pg.join()
+        return report(run, moments, pg)
 
 
 def run_baseline(args: argparse.Namespace, window_seconds: float, log_dir: Path) -> dict[str, Any]:
@@ -630,7 +631,7 @@ def main() -> None:
         baseline = run_baseline(args, window["seconds"], log_dir)
         result["baseline"] = {key: baseline[key] for key in ("packets_sent", "server_cpu_percent", "early_closes")}
         result["baseline_cpu_us_per_packet"] = baseline["cpu_us_per_packet"]
-        if baseline["cpu_us_per_packet"]:
+        if baseline["cpu_us_per_packet"] and window["cpu_us_per_packet"]:
             ratio = window["cpu_us_per_packet"] / baseline["cpu_us_per_packet"]
             result["cpu_per_packet_ratio_to_baseline"] = round(ratio, 2)
     print(json.dumps(result, indent=2), flush=True)
