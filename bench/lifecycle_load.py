@@ -147,6 +147,8 @@ class ConnectionSampler(threading.Thread):
         self.url, self.database = admin_url, database
         self.peak = 0
         self.peak_by_state: dict[str, int] = {}
+        self.server_peak = 0  # every database's backends: is PostgreSQL itself full (max_connections)?
+        self.max_connections = 0
         self.samples = 0
         self.stop = threading.Event()
 
@@ -159,8 +161,11 @@ class ConnectionSampler(threading.Thread):
         )
         url = f"{self.url}?application_name={BENCH_APPLICATION_NAME}-sampler"
         with psycopg.connect(url, autocommit=True) as connection:
+            self.max_connections = int(connection.execute("SHOW max_connections").fetchone()[0])
             while not self.stop.wait(PG_SAMPLE_SECONDS):
                 by_state = dict(connection.execute(query, [self.database, BENCH_APPLICATION_NAME + "%"]).fetchall())
+                everyone = connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname IS NOT NULL")
+                self.server_peak = max(self.server_peak, everyone.fetchone()[0])
                 self.samples += 1
                 if sum(by_state.values()) > self.peak:
                     self.peak, self.peak_by_state = sum(by_state.values()), by_state
@@ -462,6 +467,8 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         "pg_connections_peak": pg.peak,
         "pg_connections_peak_by_state": pg.peak_by_state,
         "pg_samples": pg.samples,
+        "pg_connections_all_databases_peak": pg.server_peak,
+        "pg_max_connections": pg.max_connections,
         "pool_settings": pool,
         "pg_connections_over_pool_max": pg.peak > int(pool["DATABASE_POOL_MAX_SIZE"])
         if "DATABASE_POOL_MAX_SIZE" in pool
@@ -524,7 +531,8 @@ def headline(result: dict[str, Any]) -> str:
         f"Event Grid deliveries by status: {result['event_grid_by_status']}",
         f"callback tries by status: {result['webhooks_by_status']}; not 2xx: {result['webhooks_not_2xx']}; "
         f"given up: {result['webhooks_given_up']}",
-        f"PostgreSQL connections at peak: {result['pg_connections_peak']} (DATABASE_POOL_MAX_SIZE {pool})",
+        f"PostgreSQL connections at peak: {result['pg_connections_peak']} (DATABASE_POOL_MAX_SIZE {pool}); "
+        f"all databases {result.get('pg_connections_all_databases_peak')} of {result.get('pg_max_connections')}",
         f"finals sent / lost / duplicated: {result['finals_sent']} / {result['finals_lost']} / "
         f"{result['finals_duplicated']}; seen live by viewers {result['finals_seen_live']}",
         f"viewers: {result['viewers']} on calls, {result['list_viewers']} on the list; errors (refused or dropped) "
