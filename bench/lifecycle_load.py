@@ -532,7 +532,8 @@ def headline(result: dict[str, Any]) -> str:
         f"callback tries by status: {result['webhooks_by_status']}; not 2xx: {result['webhooks_not_2xx']}; "
         f"given up: {result['webhooks_given_up']}",
         f"PostgreSQL connections at peak: {result['pg_connections_peak']} (DATABASE_POOL_MAX_SIZE {pool}); "
-        f"all databases {result.get('pg_connections_all_databases_peak')} of {result.get('pg_max_connections')}",
+        f"all databases {result.get('pg_connections_all_databases_peak')} of {result.get('pg_max_connections')} "
+        f"({result['pg_samples']} samples)",
         f"finals sent / lost / duplicated: {result['finals_sent']} / {result['finals_lost']} / "
         f"{result['finals_duplicated']}; seen live by viewers {result['finals_seen_live']}",
         f"viewers: {result['viewers']} on calls, {result['list_viewers']} on the list; errors (refused or dropped) "
