@@ -22,78 +22,29 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import (
+    BENCH_METRICS_TOKEN,
+    BENCH_SECRET_KEY,
+    GENERATOR_CORE,
+    SERVER_CORE,
+    fresh_bench_database,
+    migrate,
+    percentile,
+    scrape_metrics,
+    setup_django,
+    viewer_cookie,
+)
 from bench.load import CallTarget, Load, LoadPlan, LoadResult, final_id_of
 from bench.servers import Server, cpu_seconds, memory_kib, start_baseline, start_daphne
 
-SERVER_CORE = 1
-GENERATOR_CORE = 0
 START_MARGIN = 1.0  # seconds between the last socket connecting and the first frame
 VIEWER_GRACE = 5.0  # how long viewers may take to receive the last finals
-BENCH_SECRET_KEY = "callscribe-benchmark-only-secret-key-not-for-production"
-BENCH_METRICS_TOKEN = "bench-metrics-token"
 BENCH_DATABASE = "callscribe_media_bench"  # re-created by each invocation; bench/search_bench.py has its own
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-# --- the bench database (in-process Django, same database and SECRET_KEY as the server) ----------
-
-
-def setup_django(database_url: str) -> None:
-    os.environ.update(
-        {
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": BENCH_SECRET_KEY,
-            "DEBUG": "False",
-            "ACS_VERIFY_JWT": "False",
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-        }
-    )
-    import django
-
-    django.setup()
-
-
-def fresh_bench_database(admin_url: str, name: str, keep: bool) -> str:
-    """A database of the benchmark's own, created empty for each invocation (unless `keep`), so that
-    what earlier runs left behind (never-ended calls, their segments) cannot change the figures."""
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and not keep:
-            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        if not exists or not keep:
-            connection.execute(f'CREATE DATABASE "{name}"')
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
-def migrate() -> None:
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
-def viewer_cookie() -> str:
-    from django.contrib.auth.models import Permission, User
-    from django.test import Client
-
-    user, _ = User.objects.get_or_create(username="bench-viewer", defaults={"is_staff": True})
-    user.user_permissions.set(Permission.objects.filter(codename="watch_call"))
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}"
 
 
 def create_calls(count: int) -> list[str]:
@@ -139,36 +90,6 @@ def stored_results(call_ids: list[str], finals_sent: set[str], wait: float = 30.
         audio_frames=audio,
         streams_open=streams.filter(disconnected_at__isnull=True).count(),
     )
-
-
-def scrape_metrics(server: Server) -> dict[str, float]:
-    """Callscribe's own metrics (/metrics): counters summed over labels, and p50/p99 of its histograms
-    (upper bucket bounds, in ms)."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{server.port}/metrics", headers={"Authorization": f"Bearer {BENCH_METRICS_TOKEN}"}
-    )
-    try:
-        body = urllib.request.urlopen(request, timeout=5).read().decode()
-    except OSError:
-        return {}
-    totals: dict[str, float] = {}
-    buckets: dict[str, list[tuple[float, float]]] = {}
-    for line in body.splitlines():
-        if not line.startswith("callscribe_"):
-            continue
-        name, value = line.split("{")[0].split(" ")[0], float(line.rsplit(" ", 1)[1])
-        if name.endswith("_bucket"):
-            bound = line.split('le="')[1].split('"')[0]
-            buckets.setdefault(name.removesuffix("_bucket"), []).append((float(bound), value))
-        else:
-            totals[name] = totals.get(name, 0.0) + value
-    for name, rows in buckets.items():
-        rows.sort()
-        count = rows[-1][1] if rows else 0
-        for label, fraction in (("p50", 0.5), ("p99", 0.99)):
-            bound = next((edge for edge, seen in rows if count and seen >= fraction * count), float("nan"))
-            totals[f"{name}_{label}_ms"] = bound * 1000
-    return totals
 
 
 # --- one run against one server --------------------------------------------------------------------

@@ -41,14 +41,16 @@ class CallbackSender:
     async def _run(self) -> None:
         while (item := await self._queue.get()) is not None:
             url, event = item
+            attempts: list[int | None] = []  # the app's HTTP status for each try (None: no answer)
             try:
-                status = await self._deliver(url, event)
+                status = await self._deliver(url, event, attempts)
             except Exception:  # a bad callback URL must never take the emulator down
                 log.exception("call %s: callback %s could not be sent", self.call_id, event["type"])
                 status = None
-            self.deliveries.append({"type": event["type"], "url": url, "status": status, "time": event["time"]})
+            delivery = {"type": event["type"], "url": url, "status": status, "time": event["time"]}
+            self.deliveries.append({**delivery, "attempts": attempts})
 
-    async def _deliver(self, url: str, event: dict[str, Any]) -> int | None:
+    async def _deliver(self, url: str, event: dict[str, Any], attempts: list[int | None]) -> int | None:
         body = json.dumps([event])
         status = None
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
@@ -58,9 +60,11 @@ class CallbackSender:
                 # encoded=True keeps the app's query string (often a signed token) byte for byte.
                 async with self.session.post(URL(url, encoded=True), data=body, headers=headers) as response:
                     status = response.status
+                    attempts.append(status)
                     if 200 <= status < 300:
                         return status
             except (aiohttp.ClientError, TimeoutError) as error:
+                attempts.append(None)
                 log.warning(
                     "call %s: callback %s attempt %d failed: %s", self.call_id, event["type"], attempt + 1, error
                 )

@@ -83,6 +83,11 @@ class Call:
         self.timeline: Timeline | None = None
         self.sequence_number = 0
         self.sender = CallbackSender(services.session, services.tokens, self.call_id)
+        # Wall-clock moments (time.time()) a benchmark on the same machine can line up with its own:
+        # IncomingCall sent, answer request received, CallConnected, and the call's end.
+        self.timing: dict[str, float | None] = dict.fromkeys(
+            ("incoming_call_sent_at", "answer_requested_at", "connected_at", "disconnected_at")
+        )
         self._tasks: set[asyncio.Task] = set()
 
     # Lifecycle
@@ -97,6 +102,7 @@ class Call:
             return
         self.timeline = Timeline(rendered, time.monotonic(), datetime.now(UTC), self.setup.participants)
         self.state = "connected"
+        self.timing["connected_at"] = time.time()
         log.info("call %s: connected, playing script %s (%.1f s)", self.call_id, self.setup.script, rendered.duration)
         self.post_event("CallConnected", {}, context=self.setup.operation_context)
         self.sequence_number += 1
@@ -115,6 +121,7 @@ class Call:
         if self.state == "disconnected":
             return
         self.state = "disconnected"
+        self.timing["disconnected_at"] = time.time()
         log.info("call %s: disconnecting (%s)", self.call_id, message)
         for task in self._tasks:
             if task is not asyncio.current_task():
@@ -299,6 +306,7 @@ class Call:
             "media_streaming": self._stream_snapshot(self.setup.media_options, self.media),
             "transcription": self._stream_snapshot(self.setup.transcription_options, self.transcription),
             "callbacks": list(self.sender.deliveries),
+            "timing": dict(self.timing),
         }
 
     def _result_types(self) -> list[str]:

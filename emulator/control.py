@@ -58,32 +58,41 @@ async def ring(request: web.Request) -> web.Response:
     url = body.get("incoming_call_url")
     if not url:
         return _error(400, "incoming_call_url is required")
+    registry = _registry(request)
     try:
-        incoming = _registry(request).ring(body.get("script"))
+        incoming = registry.ring(body.get("script"))
     except KeyError as error:
         return _error(404, f"no script named {error.args[0]!r}")
     services = _services(request)
-    result = {
+    result: dict[str, Any] = {
         "incoming_call_context": incoming.context,
         "script": incoming.script,
         "caller": incoming.caller,
         "callee": incoming.callee,
         "server_call_id": incoming.server_call_id,
         "correlation_id": incoming.correlation_id,
+        "validation_status": None,  # the app's HTTP status for each Event Grid delivery (None: not sent)
+        "notification_status": None,
     }
     try:
         if body.get("validate", True):
-            await _validate_subscription(services.session, url)
+            result["validation_status"] = await _validate_subscription(services.session, url)
+        registry.note_notified(incoming.context)
         result["notification_status"] = await _notify_incoming_call(services.session, url, incoming, services)
     except (RingError, aiohttp.ClientError, TimeoutError) as error:
-        _registry(request).incoming.pop(incoming.context, None)
+        registry.forget(incoming.context)
         log.warning("ring %s failed: %s", url, error)
-        return _error(502, f"ringing {url} failed: {error}")
+        if isinstance(error, RingError) and error.status is not None:
+            result[f"{error.delivery}_status"] = error.status
+        return web.json_response({**result, "error": f"ringing {url} failed: {error}"}, status=502)
     return web.json_response(result)
 
 
 class RingError(Exception):
-    pass
+    def __init__(self, message: str, delivery: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.delivery = delivery  # "validation" or "notification"
+        self.status = status
 
 
 def _event_grid_headers(event_type: str, event_id: str) -> dict[str, str]:
@@ -98,7 +107,7 @@ def _event_grid_headers(event_type: str, event_id: str) -> dict[str, str]:
     }
 
 
-async def _validate_subscription(session: aiohttp.ClientSession, url: str) -> None:
+async def _validate_subscription(session: aiohttp.ClientSession, url: str) -> int:
     """Event Grid's handshake (acs-protocol.md 3.5): the app must echo the code with a 200."""
     code = str(uuid.uuid4())
     payload = events.subscription_validation(code)
@@ -106,13 +115,16 @@ async def _validate_subscription(session: aiohttp.ClientSession, url: str) -> No
     async with session.post(URL(url, encoded=True), data=json.dumps(payload), headers=headers) as response:
         text = await response.text()
     if response.status != 200:
-        raise RingError(f"subscription validation got HTTP {response.status}, expected 200")
+        message = f"subscription validation got HTTP {response.status}, expected 200"
+        raise RingError(message, "validation", response.status)
     try:
         answer = json.loads(text).get("validationResponse")
     except (ValueError, AttributeError):
         answer = None
     if answer != code:
-        raise RingError(f"subscription validation answered {text[:200]!r}, expected validationResponse {code}")
+        message = f"subscription validation answered {text[:200]!r}, expected validationResponse {code}"
+        raise RingError(message, "validation", response.status)
+    return response.status
 
 
 async def _notify_incoming_call(
@@ -131,7 +143,7 @@ async def _notify_incoming_call(
     async with session.post(URL(url, encoded=True), data=json.dumps(payload), headers=headers) as response:
         await response.read()
     if not 200 <= response.status < 300:
-        raise RingError(f"IncomingCall notification got HTTP {response.status}")
+        raise RingError(f"IncomingCall notification got HTTP {response.status}", "notification", response.status)
     return response.status
 
 

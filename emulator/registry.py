@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ class CallRegistry:
         self.services = services
         self.calls: dict[str, Call] = {}
         self.incoming: dict[str, IncomingCall] = {}
+        # When each IncomingCall went out (time.time()), so a call can report its time to answer.
+        self.notified_at: dict[str, float] = {}
         self.bot_id = f"8:acs:{services.config.resource_id}_{uuid.uuid4()}"
 
     def live_call(self, call_id: str) -> Call:
@@ -56,8 +59,18 @@ class CallRegistry:
         self.incoming[context] = incoming
         return incoming
 
+    def note_notified(self, context: str) -> None:
+        """The IncomingCall for `context` is being delivered now."""
+        self.notified_at[context] = time.time()
+
+    def forget(self, context: str) -> None:
+        self.incoming.pop(context, None)
+        self.notified_at.pop(context, None)
+
     def answer_call(self, body: dict[str, Any]) -> Call:
-        incoming = self.incoming.pop(body.get("incomingCallContext") or "", None)
+        answer_requested_at = time.time()
+        context = body.get("incomingCallContext") or ""
+        incoming = self.incoming.pop(context, None)
         if incoming is None:
             raise OperationError(400, "8523", "Invalid request: the incoming call context is unknown or was used.")
         script = self.services.scripts.load(incoming.script)
@@ -65,7 +78,11 @@ class CallRegistry:
         setup.source = events.identifier(incoming.caller)
         setup.targets = [events.identifier(incoming.caller)]
         setup.extra_properties = {"answeredBy": events.identifier(self.bot_id)}
-        return self._start(Call(self.services, setup, incoming.server_call_id, incoming.correlation_id), ANSWER_DELAY)
+        call = Call(self.services, setup, incoming.server_call_id, incoming.correlation_id)
+        call.timing.update(
+            incoming_call_sent_at=self.notified_at.pop(context, None), answer_requested_at=answer_requested_at
+        )
+        return self._start(call, ANSWER_DELAY)
 
     def create_call(self, body: dict[str, Any]) -> Call:
         targets = body.get("targets") or []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -77,10 +78,23 @@ class RenderedScript:
     duration: float
     tracks: dict[str, bytes] = field(repr=False)  # raw id -> PCM16LE for the whole script
     speaking: dict[str, bytearray] = field(repr=False)  # raw id -> 1 per frame while that participant talks
+    # (raw id, frame index) -> the frame in base64; shared by every call playing this script
+    _encoded: dict[tuple[str, int], tuple[str, bool]] = field(default_factory=dict, repr=False)
 
     @property
     def frame_bytes(self) -> int:
         return int(self.sample_rate * FRAME_SECONDS) * 2
+
+    def encoded_frame(self, raw_id: str, index: int) -> tuple[str, bool]:
+        """`frame` with the audio in base64, as AudioData carries it: encoded once, not once per call."""
+        key = (raw_id, index)
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            data, silent = self.frame(raw_id, index)
+            encoded = (base64.b64encode(data).decode(), silent)
+            if 0 <= index < len(self.speaking[raw_id]):  # past the end the call is over: keep nothing
+                self._encoded[key] = encoded
+        return encoded
 
     def frame(self, raw_id: str, index: int) -> tuple[bytes, bool]:
         """The participant's audio for frame `index` and whether it is silent; zeros past the end."""

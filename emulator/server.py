@@ -46,7 +46,11 @@ def create_app(config: EmulatorConfig) -> web.Application:
 def _services_context(config: EmulatorConfig):
     async def context(app: web.Application):
         tokens = TokenIssuer(config.issuer, config.resource_id, config.private_key_path)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        # No cap on connections (aiohttp's default is 100): Event Grid and the callbacks of a burst
+        # of calls go out in parallel, as from Azure, not queued behind one another here.
+        connector = aiohttp.TCPConnector(limit=0)
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             services = Services(config, tokens, ScriptLibrary(config.script_dir), session)
             app[SERVICES] = services
             app[REGISTRY] = CallRegistry(services)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import array
 import io
+import itertools
+import json
 import os
 import stat
 import wave
@@ -23,7 +25,7 @@ def library() -> ScriptLibrary:
 
 
 def test_the_bundled_scripts_have_the_promised_shape(library: ScriptLibrary) -> None:
-    assert library.names() == ["short_call", "support_call"]
+    assert library.names() == ["bench_call", "short_call", "support_call"]
     support = library.rendered("support_call", 16000)
     assert 60 <= support.duration <= 90
     assert 12 <= len(support.utterances) <= 20
@@ -102,3 +104,20 @@ def test_it_loads_a_script_with_explicit_start_times(tmp_path: Path) -> None:
     rendered = render(load_script(path), 16000, ToneSynthesizer())
     assert [round(u.start, 3) for u in rendered.utterances] == [2.0, 2.5]
     assert rendered.script.name == "timed"
+
+
+def test_the_bench_call_gives_each_party_a_unique_final_every_few_seconds_for_the_run(tmp_path: Path) -> None:
+    # bench/lifecycle_load.py matches each final a viewer saw or the database stored to the one the
+    # emulator sent by its text, and writes this script for each run's length.
+    from bench.lifecycle_load import bench_call_script, write_bench_script
+
+    write_bench_script(tmp_path, seconds=30, final_every=3)
+    rendered = ScriptLibrary(tmp_path, ToneSynthesizer()).rendered("bench_call", 16000)
+    assert 29 <= rendered.duration <= 31
+    texts = [utterance.text for utterance in rendered.utterances]
+    assert len(texts) == len(set(texts)) >= 16
+    for speaker in {utterance.speaker for utterance in rendered.utterances}:
+        ends = [utterance.end for utterance in rendered.utterances if utterance.speaker == speaker]
+        assert all(2.9 <= later - earlier <= 3.1 for earlier, later in itertools.pairwise(ends))
+    bundled = json.loads((DEFAULT_SCRIPT_DIR / "bench_call.json").read_text())
+    assert bundled == bench_call_script(seconds=40, final_every=3)
