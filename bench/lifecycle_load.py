@@ -4,8 +4,8 @@
     .venv/bin/python bench/lifecycle_load.py --calls 100 --arrival ramp --ramp-seconds 20 --seconds 60
 
 Production's path, end to end: the emulator (`python -m emulator serve`, pinned to core 0 with this
-generator) rings the app through Event Grid (validation handshake, then IncomingCall), the app answers
-through the Call Automation SDK, the emulator sends signed callbacks and dials the media and
+generator) rings the app through Event Grid (one validation handshake, then an IncomingCall per call), the app
+answers through the Call Automation SDK, the emulator sends signed callbacks and dials the media and
 transcription sockets with a JWT the app checks, plays `bench_call` (two participants, a final every
 few seconds each) and hangs up when the script ends (CallDisconnected). daphne runs pinned to core 1
 with DEBUG off, the recovery worker on, the Redis channel layer; one staff viewer per call plus three on
@@ -269,7 +269,8 @@ class Run:
 
     async def ring(self, session: aiohttp.ClientSession, index: int) -> None:
         url = f"http://{self.base}/api/incoming-call?secret={INCOMING_CALL_SECRET}"
-        body = {"incoming_call_url": url, "script": SCRIPT_NAME}
+        # Event Grid validates a subscription once, when it is created, not before every call.
+        body = {"incoming_call_url": url, "script": SCRIPT_NAME, "validate": index == 0}
         try:
             async with session.post(f"{self.emulator.base_url}/emulator/ring", json=body) as response:
                 answer = await response.json()
@@ -421,7 +422,10 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         name for name, attempts in deliveries if not attempts or not 200 <= (attempts[-1] or 0) < 300
     )
     event_grid = Counter(
-        f"{kind} {ring.get(f'{kind}_status')}" for ring in observed.rings for kind in ("validation", "notification")
+        f"{kind} {ring.get(f'{kind}_status')}"
+        for ring in observed.rings
+        for kind in ("validation", "notification")
+        if ring.get(f"{kind}_status") is not None
     )
 
     app_ids = {call["correlation_id"]: observed.app_call_ids.get(call["correlation_id"]) for call in calls}
