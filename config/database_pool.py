@@ -1,10 +1,13 @@
-"""The process's database connection pool, seen from outside: what a request that cannot get a
-connection answers, and the pool's numbers on /metrics.
+"""The process's database connection pool, seen from outside: how many requests may use it at once,
+what a request that cannot get a connection answers, and the pool's numbers on /metrics.
 
-Every request borrows a connection from psycopg's pool (config/settings.py, DATABASE_POOL_*) and
-waits at most DATABASE_POOL_TIMEOUT for one. One that still gets none, or finds the database away,
-answers 503 with Retry-After instead of 500: ACS and Event Grid deliver a webhook again after any
-non-2xx answer (a 500 would too, but it says "our bug" and pages someone), and a person can reload.
+Every request borrows a connection from psycopg's pool (config/settings.py, DATABASE_POOL_*). At most
+DATABASE_REQUEST_SLOTS requests run at once, so however many arrive, the media path and the answer
+workers keep the connections they need: a burst of webhooks or a flood of logins waits its turn
+instead of stalling every call's transcript behind it. A request that waits DATABASE_POOL_TIMEOUT for
+its turn or its connection, or finds the database away, answers 503 with Retry-After instead of 500:
+ACS and Event Grid deliver a webhook again after any non-2xx answer (a 500 would too, but it says "our
+bug" and pages someone), and a person can reload.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import Counter, Gauge
@@ -26,7 +30,8 @@ STATS_INTERVAL = 5.0
 
 busy_responses = Counter(
     "callscribe_busy_responses_total",
-    "Requests answered 503 because no database connection could be had, by cause.",
+    "Requests answered 503 because no database connection could be had, by cause: no request slot, no pooled "
+    "connection, the database away.",
     ["cause"],
 )
 pool_connections = Gauge(
@@ -48,9 +53,17 @@ pool_timeouts = Counter(
 class DatabaseBusyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        self.request_slots = threading.BoundedSemaphore(settings.DATABASE_REQUEST_SLOTS)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        if not self.request_slots.acquire(timeout=settings.DATABASE_POOL_TIMEOUT):
+            busy_responses.labels("request_slots").inc()
+            logger.warning("%s %s answered 503: every request slot stayed taken", request.method, request.path)
+            return busy_response(request)
+        try:
+            return self.get_response(request)
+        finally:
+            self.request_slots.release()
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, OperationalError):

@@ -196,6 +196,17 @@ ANSWER_WORKERS = env.int("ANSWER_WORKERS", default=8)
 # How long after the ring an answer is still tried. ACS stops ringing an unanswered call after about
 # 30 s (then the incoming-call context is useless); stopping earlier leaves time to record why.
 ANSWER_DEADLINE_SECONDS = env.float("ANSWER_DEADLINE_SECONDS", default=20.0)
+# Requests may hold at most this many of the pool's connections at once, so a flood of requests can never
+# take the connections of the media path (the consumers' database thread, the finals writer, the recovery
+# worker) or of the answer workers: a request over the limit waits DATABASE_POOL_TIMEOUT, then gets 503.
+DATABASE_POOL_MEDIA_CONNECTIONS = 3
+DATABASE_REQUEST_SLOTS = DATABASE_POOL_MAX_SIZE - DATABASE_POOL_MEDIA_CONNECTIONS - ANSWER_WORKERS
+if DATABASE_REQUEST_SLOTS < 1:
+    raise ImproperlyConfigured(
+        f"DATABASE_POOL_MAX_SIZE ({DATABASE_POOL_MAX_SIZE}) must be at least ANSWER_WORKERS ({ANSWER_WORKERS}) + "
+        f"{DATABASE_POOL_MEDIA_CONNECTIONS + 1}: the media path keeps {DATABASE_POOL_MEDIA_CONNECTIONS} connections, "
+        "each answer worker one, and requests need at least one."
+    )
 # Run the recovery worker (calls/recovery.py) as a thread in each daphne process; off under pytest.
 RECOVERY_WORKER = env.bool("RECOVERY_WORKER", default="pytest" not in sys.modules)
 # Seconds between the recovery worker's passes.

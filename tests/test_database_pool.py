@@ -1,5 +1,6 @@
 """A daphne process never holds more database connections than its pool allows, whatever the request
-rate, and a request that cannot get one in time is answered 503 with Retry-After, storing nothing.
+rate; requests never take the connections the media path keeps; and a request that cannot get one in
+time is answered 503 with Retry-After, storing nothing.
 
 Each test runs its own daphne with a small pool and an application_name of its own, so its
 connections can be counted in pg_stat_activity.
@@ -18,16 +19,19 @@ import psycopg
 import pytest
 import requests
 from django.db import connection
+from websockets.sync.client import connect
 
 from calls import services
-from calls.models import Call, CallEvent
-from tests.conftest import session_cookie
+from calls.models import Call, CallEvent, TranscriptSegment
+from tests.calls.acs_servers import wait_for
+from tests.conftest import media_path, session_cookie
 from tests.servers import AppServer, run_app_server
 from tests.servers import test_database_url as database_url
+from tests.streaming import acs_packets as acs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-POOL_MAX = 4
+POOL_MAX = 6  # with one answer worker: 3 kept for the media path, 1 for the worker, 2 for requests
 INCOMING_CALL_SECRET = "pool-test-secret"
 
 
@@ -40,6 +44,7 @@ def small_pool_server(**environment: str) -> Iterator[tuple[AppServer, str]]:
         "DATABASE_POOL_MAX_SIZE": str(POOL_MAX),
         "INCOMING_CALL_SECRET": INCOMING_CALL_SECRET,
         "ACS_VERIFY_JWT": "False",
+        "ANSWER_WORKERS": "1",
     }
     with run_app_server(**{**settings, **environment}) as server:
         yield server, application_name
@@ -163,13 +168,13 @@ def test_a_webhook_that_gets_no_connection_in_time_answers_503_and_stores_nothin
     call = connected_call("held-call")
 
     with (
-        small_pool_server(DATABASE_POOL_MAX_SIZE="2", DATABASE_POOL_TIMEOUT="0.5") as (server, _),
+        small_pool_server(DATABASE_POOL_MAX_SIZE="5", DATABASE_POOL_TIMEOUT="0.5") as (server, _),
         psycopg.connect(database_url()) as holder,
     ):
-        # Hold the call's row: both pooled connections go to callbacks waiting for it.
+        # Hold the call's row: the one request slot goes to a callback waiting for it.
         holder.execute("SELECT 1 FROM calls_call WHERE id = %s FOR UPDATE", [call.pk])
         with ThreadPoolExecutor(max_workers=2) as senders:
-            held = [senders.submit(callback, server, call, f"held-{number}") for number in range(2)]
+            held = [senders.submit(callback, server, call, "held-0")]
             time.sleep(1.0)
 
             busy = ring(server, "ring-while-busy")
@@ -178,7 +183,7 @@ def test_a_webhook_that_gets_no_connection_in_time_answers_503_and_stores_nothin
             assert "busy" in busy.json()["error"]
 
             holder.rollback()  # the held callbacks go through
-            assert [future.result().status_code for future in held] == [200, 200]
+            assert [future.result().status_code for future in held] == [200]
 
         assert not CallEvent.objects.filter(event_id="ring-while-busy").exists()
         assert not Call.objects.filter(server_call_id="server-ring-while-busy").exists()
@@ -186,3 +191,28 @@ def test_a_webhook_that_gets_no_connection_in_time_answers_503_and_stores_nothin
         assert ring(server, "ring-while-busy").status_code == 200  # Event Grid delivers it again
     assert Call.objects.filter(server_call_id="server-ring-while-busy").count() == 1
     assert CallEvent.objects.filter(event_id="ring-while-busy").count() == 1
+
+
+def test_requests_waiting_for_the_database_never_take_the_connections_a_live_call_needs() -> None:
+    held_call = connected_call("held-call")
+    live_call = services.create_call(direction=Call.Direction.INBOUND)
+
+    with (
+        small_pool_server() as (server, _),
+        psycopg.connect(database_url()) as holder,
+        ThreadPoolExecutor(max_workers=10) as senders,
+    ):
+        holder.execute("SELECT 1 FROM calls_call WHERE id = %s FOR UPDATE", [held_call.pk])
+        held = [senders.submit(callback, server, held_call, f"held-{number}") for number in range(10)]
+        time.sleep(1.0)  # every request slot is taken by a callback waiting for the locked row
+
+        with connect(server.ws_base_url + media_path(live_call.pk)) as media:
+            media.send(acs.transcription_metadata())
+            media.send(acs.transcription_data(acs.CALLER, "Still transcribed.", 10_000_000))
+            stored = wait_for(
+                lambda: TranscriptSegment.objects.filter(call=live_call).exists(), timeout=3, what="the final stored"
+            )
+        holder.rollback()
+
+        assert stored
+        assert {future.result().status_code for future in held} <= {200, 503}
