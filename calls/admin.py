@@ -12,7 +12,7 @@ from calls import audit, control_views, search
 from calls.display import call_page_context
 from calls.exports import export_transcript
 from calls.models import AccessLog, Call, CallEvent, Gap, MediaStream, Participant, TranscriptSegment
-from streaming.live import can_watch
+from calls.permissions import can_watch
 
 
 class WatchersMayView:

@@ -11,7 +11,10 @@ fraction of a second.
 from __future__ import annotations
 
 import os
+import re
+import struct
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +23,38 @@ from django.conf import settings
 from django.urls import reverse
 
 from calls.models import Call, MediaStream, Participant
-from streaming.audio import audio_directory, audio_file_name, wav_header
 
 WAV_HEADER_BYTES = 44
+BYTES_PER_SAMPLE = 2  # ACS audio is PCM signed 16-bit little-endian, mono
+
+
+def audio_directory(call_id: uuid.UUID) -> Path:
+    return Path(settings.AUDIO_CAPTURE_DIR) / str(call_id)
+
+
+def audio_file_name(participant_raw_id: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", participant_raw_id or "mixed")
+    return f"{safe[:120]}.wav"
+
+
+def wav_header(sample_rate: int, data_bytes: int) -> bytes:
+    byte_rate = sample_rate * BYTES_PER_SAMPLE
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + data_bytes,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,  # PCM
+        1,  # mono
+        sample_rate,
+        byte_rate,
+        BYTES_PER_SAMPLE,
+        BYTES_PER_SAMPLE * 8,
+        b"data",
+        data_bytes,
+    )
 
 
 @dataclass(frozen=True)

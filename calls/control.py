@@ -24,10 +24,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from calls import acs, services
+from calls import acs, live_events, participants, services
 from calls.acs import AcsError
 from calls.models import Call, CallEvent, Gap, MediaStream, RecoveryJob
-from streaming import events
 
 Status = Call.StreamStatus
 # ACS closes a call's media sockets when the call ends, and its CallDisconnected callback may come a
@@ -92,14 +91,6 @@ def locked_call(call_id: uuid.UUID) -> Call:
     return Call.objects.locked_for_change().get(pk=call_id)
 
 
-def save_call(call: Call, fields: list[str], change: str) -> None:
-    """Save changed fields with the call's next live-feed number and publish them after commit."""
-    call.last_sequence = services.next_sequence(call.id)
-    call.save(update_fields=fields)
-    event = events.call_event(call, change)
-    transaction.on_commit(lambda: events.publish(event))
-
-
 def record_event(call: Call | None, event_type: str, message: str = "", **payload: Any) -> CallEvent:
     """A line in the call's history for something Callscribe did or noticed (types start "Callscribe.")."""
     return CallEvent.objects.create(
@@ -155,7 +146,7 @@ def end_call(call: Call, *, state: str, reason: str) -> None:
     close_gaps(call)
     finish_recovery_jobs(call, "The call ended.")
     fields = ["state", "ended_at", "end_reason", "media_streaming_status", "transcription_status"]
-    save_call(call, fields, "state")
+    live_events.save_with_sequence(call, fields, "state")
 
 
 def learn_connection(call: Call, info: acs.ConnectionInfo) -> list[str]:
@@ -187,7 +178,7 @@ def create_inbound_call(
     _want_streams_from_settings(call)
     call.save(update_fields=["server_call_id", "correlation_id"])
     if caller:
-        services.ensure_participant(call_id=call.id, raw_id=caller, display_name=caller_display_name)
+        participants.ensure_participant(call_id=call.id, raw_id=caller, display_name=caller_display_name)
     record_event(call, "Callscribe.IncomingCall", f"Incoming call from {caller_display_name or caller}")
     return call
 
@@ -258,7 +249,7 @@ def _want_streams_from_settings(call: Call) -> None:
     call.media_streaming_status = Status.STARTING if call.media_streaming_wanted else Status.INACTIVE
     call.transcription_status = Status.STARTING if call.transcription_wanted else Status.INACTIVE
     fields = ["media_streaming_wanted", "transcription_wanted", "media_streaming_status", "transcription_status"]
-    save_call(call, fields, "streaming")
+    live_events.save_with_sequence(call, fields, "streaming")
 
 
 def _call_set_up(call_id: uuid.UUID, info: acs.ConnectionInfo, event_type: str, message: str) -> Call:
@@ -267,7 +258,7 @@ def _call_set_up(call_id: uuid.UUID, info: acs.ConnectionInfo, event_type: str, 
         record_event(call, event_type, message, call_connection_id=info.call_connection_id, state=info.state)
         changed = learn_connection(call, info)
         if changed:
-            save_call(call, changed, "state")
+            live_events.save_with_sequence(call, changed, "state")
     return call
 
 
@@ -379,7 +370,7 @@ def update_transcription_locale(*, call_id: uuid.UUID, locale: str, user: User =
     with transaction.atomic():
         call = locked_call(call_id)
         call.locale = locale
-        save_call(call, ["locale"], "transcription")
+        live_events.save_with_sequence(call, ["locale"], "transcription")
         record_event(call, "Callscribe.TranscriptionLocaleChanged", f"{user_name(user)} switched to {locale}")
     return call
 
@@ -406,7 +397,7 @@ def _stream_state(call: Call, stream: StreamKind) -> tuple[str, bool]:
 def _set_stream(call: Call, stream: StreamKind, *, status: str, wanted: bool) -> None:
     setattr(call, stream.status_field, status)
     setattr(call, stream.wanted_field, wanted)
-    save_call(call, [stream.status_field, stream.wanted_field], stream.change)
+    live_events.save_with_sequence(call, [stream.status_field, stream.wanted_field], stream.change)
 
 
 def _undo(call_id: uuid.UUID, stream: StreamKind, previous: tuple[str, bool], tried: str, error: AcsError) -> None:
@@ -434,7 +425,7 @@ def hang_up(*, call_id: uuid.UUID, user: User = None) -> Call:
         call.state = Call.State.DISCONNECTING
         # Streams stop with the call: that is not something to recover from.
         call.media_streaming_wanted = call.transcription_wanted = False
-        save_call(call, ["state", "media_streaming_wanted", "transcription_wanted"], "state")
+        live_events.save_with_sequence(call, ["state", "media_streaming_wanted", "transcription_wanted"], "state")
         finish_recovery_jobs(call, f"Hung up by {user_name(user)}.")
         record_event(call, "Callscribe.HangUpRequested", f"{user_name(user)} hung up")
     try:
@@ -457,4 +448,4 @@ def _hang_up_failed(call_id: uuid.UUID, previous: tuple[str, bool, bool], error:
         record_event(call, "Callscribe.AcsError", error.message, status_code=error.status_code)
         if call.state == Call.State.DISCONNECTING:
             call.state, call.media_streaming_wanted, call.transcription_wanted = previous
-            save_call(call, ["state", "media_streaming_wanted", "transcription_wanted"], "state")
+            live_events.save_with_sequence(call, ["state", "media_streaming_wanted", "transcription_wanted"], "state")

@@ -3,6 +3,7 @@ segments, each split into words with timings where ACS gave them."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +15,7 @@ from django.utils import dateformat, timezone
 from calls.audio_files import audio_shift_ms, audio_tracks
 from calls.coverage import call_coverage
 from calls.exports import speaker
-from calls.models import TICKS_PER_MILLISECOND, Call, TranscriptSegment
+from calls.models import Call, TranscriptSegment, ticks_to_ms
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,6 @@ class Word:
     text: str
     start_ms: int | None = None
     end_ms: int | None = None
-    low_confidence: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ def segment_words(segment: TranscriptSegment) -> list[Word]:
     """The display text's words, with ACS's word timings when they line up one to one.
 
     ACS's words are lexical ("testing") while the text is display form ("Testing."), so timings are paired
-    by position only when the counts match; otherwise the text is shown without word timings.
+    by position only when the counts match; otherwise the text is shown without word timings. ACS gives
+    words no confidence (reference 1.7): confidence is the segment's.
     """
     tokens = segment.text.split()
     timed: list[dict[str, Any]] = segment.words or []
@@ -66,9 +67,8 @@ def segment_words(segment: TranscriptSegment) -> list[Word]:
     return [
         Word(
             token,
-            start_ms=word.get("offset", 0) // TICKS_PER_MILLISECOND,
-            end_ms=(word.get("offset", 0) + word.get("duration", 0)) // TICKS_PER_MILLISECOND,
-            low_confidence=is_low_confidence(word.get("confidence")),
+            start_ms=math.floor(ticks_to_ms(word.get("offset", 0))),
+            end_ms=math.floor(ticks_to_ms(word.get("offset", 0) + word.get("duration", 0))),
         )
         for token, word in zip(tokens, timed, strict=True)
     ]
@@ -104,12 +104,11 @@ def control_states(call: Call) -> dict[str, bool]:
 
 def call_page_context(call: Call) -> dict[str, Any]:
     """What the call page and the admin's live panel render. Needs the call's participants, streams and
-    gaps prefetched. Segments are read up to the call's last_sequence as read with the call, so the live
-    feed resumes `?after=` exactly there without losing or repeating a line."""
-    segments = call.segments.filter(sequence__lte=call.last_sequence).select_related("participant").order_by("sequence")
+    gaps prefetched. Its segments are the live feed's snapshot of the call as read (`Call.snapshot_segments`),
+    so the live feed resumes `?after=` exactly there without losing or repeating a line."""
     return {
         "call": call,
-        "turns": speaker_turns(segments),
+        "turns": speaker_turns(call.snapshot_segments()),
         "coverage": call_coverage(call, call.streams.all(), call.gaps.all()),
         "gaps": list(call.gaps.all()),
         "audio_tracks": audio_tracks(call),

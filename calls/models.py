@@ -13,6 +13,13 @@ from django.urls import reverse
 TICKS_PER_MILLISECOND = 10_000  # ACS transcription offsets and durations are 100 ns ticks.
 
 
+def ticks_to_ms(ticks: int) -> float:
+    """Milliseconds as the pages and the live feed take them. Pages place and seek by whole milliseconds:
+    they floor it (calls/display.py and static/calls/live.js alike, as `TranscriptSegment.offset_ms` does).
+    Transcript exports keep them exact instead (calls/exports.py)."""
+    return ticks / TICKS_PER_MILLISECOND
+
+
 def parse_uuid(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
@@ -119,6 +126,19 @@ class Call(models.Model):
     def label(self) -> str:
         """What staff call a call: the caller's name or number (the live pages get it in call events)."""
         return self.caller_display_name or raw_id_label(self.caller) or str(self.id)
+
+    def snapshot_segments(self, after: int | None = None) -> models.QuerySet[TranscriptSegment]:
+        """The final segments a page or a live viewer shows with the call as read: numbered up to its
+        `last_sequence` (and above `after`), in order, with their speakers.
+
+        Read the call first: a number becomes visible only when the transaction that took it commits,
+        so every segment numbered up to `last_sequence` is already readable, and the live feed resumes
+        `?after=` exactly there without losing or repeating a line.
+        """
+        segments = self.segments.filter(sequence__lte=self.last_sequence)
+        if after is not None:
+            segments = segments.filter(sequence__gt=after)
+        return segments.select_related("participant").order_by("sequence")
 
 
 ENDED_STATES = (Call.State.DISCONNECTED, Call.State.FAILED, Call.State.UNANSWERED)

@@ -29,7 +29,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from calls import acs, control
+from calls import acs, control, live_events
 from calls.acs import AcsError
 from calls.control import MEDIA, TRANSCRIPTION, StreamKind
 from calls.models import Call, Gap, MediaStream, RecoveryJob
@@ -104,7 +104,7 @@ def _stream_lost(call: Call, stream: StreamKind) -> bool:
     if getattr(call, stream.status_field) != Status.ACTIVE:
         return False
     setattr(call, stream.status_field, Status.FAILED)
-    control.save_call(call, [stream.status_field], stream.change)
+    live_events.save_with_sequence(call, [stream.status_field], stream.change)
     message = f"{stream.label} socket dropped and was not back within {SOCKET_GRACE.seconds} s"
     control.record_event(call, "Callscribe.StreamLost", message)
     return schedule_restart(call, stream, message) is not None
@@ -187,7 +187,7 @@ def _restart_stream(job: RecoveryJob, call: Call, stream: StreamKind) -> None:
         # waits for the call's row lock) can only come after it and make it active.
         if getattr(call, stream.status_field) != Status.ACTIVE:
             setattr(call, stream.status_field, Status.STARTING)
-            control.save_call(call, [stream.status_field], stream.change)
+            live_events.save_with_sequence(call, [stream.status_field], stream.change)
         control.record_event(call, "Callscribe.RecoveryRestartRequested", f"{stream.label}: try {job.attempts}")
     # Not finished yet: the Started callback finishes it; if none comes, this runs again.
     _retry(job, backoff(job.attempts))
@@ -216,7 +216,7 @@ def _restart_failed(job: RecoveryJob, call: Call, stream: StreamKind, error: Acs
         if job.attempts < MAX_ATTEMPTS:
             return _retry(job, backoff(job.attempts))
         setattr(call, stream.status_field, Status.FAILED)
-        control.save_call(call, [stream.status_field], stream.change)
+        live_events.save_with_sequence(call, [stream.status_field], stream.change)
         message = f"{stream.label} could not be restarted after {job.attempts} tries: {error.message}"
         control.record_event(call, "Callscribe.RecoveryGaveUp", message)
         _finish(job, message)

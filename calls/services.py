@@ -21,9 +21,9 @@ from typing import Any
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from calls.models import Call, Gap, MediaStream, Participant, TranscriptSegment, participant_kind
+from calls import live_events, participants
+from calls.models import Call, Gap, MediaStream, Participant, TranscriptSegment
 from compat import django_db
-from streaming import events
 
 logger = logging.getLogger(__name__)
 
@@ -43,24 +43,8 @@ STREAM_COUNTER_FIELDS = (
 REDELIVERY_CONSTRAINT = "unique_final_segment"  # TranscriptSegment's key of a final result
 
 
-def next_sequence(call_id: uuid.UUID) -> int:
-    """Take the call's next live-feed number. The row stays locked until commit, which orders the
-    changes of one call across every server process."""
-    return take_sequences({call_id: 1})[call_id]
-
-
-def take_sequences(counts: Mapping[uuid.UUID, int]) -> dict[uuid.UUID, int]:
-    """Take a block of `count` consecutive live-feed numbers for each call, in one statement; returns
-    the first number of each block."""
-    with connection.cursor() as cursor:
-        cursor.execute(_TAKE_SEQUENCES, _numbered_parameters(counts))
-        rows = cursor.fetchall()
-    if len(rows) != len(counts):
-        missing = set(counts) - {call_id for call_id, _ in rows}
-        raise Call.DoesNotExist(f"no call {', '.join(map(str, missing))}")
-    return {call_id: before + 1 for call_id, before in rows}
-
-
+# Finals take their live-feed numbers inside their insert (`_INSERT_FINALS`), one statement for many
+# calls; every other change takes its number with `live_events.save_with_sequence`.
 # Takes `counts[i]` numbers for call `call_ids[i]` and returns (id, the number before the block). The
 # calls are locked in id order, so two processes storing finals of the same calls cannot deadlock,
 # and FOR NO KEY UPDATE, as `CallQuerySet.locked_for_change`.
@@ -73,15 +57,10 @@ _NUMBERED = """numbered AS (
     WHERE call.id = locked.id AND call.id = taken.id
     RETURNING call.id, call.last_sequence - taken.count AS before
 )"""
-_TAKE_SEQUENCES = f"WITH {_NUMBERED} SELECT id, before FROM numbered"  # noqa: S608 - constants only
 
 
 def _numbered_parameters(counts: Mapping[uuid.UUID, int]) -> dict[str, list[Any]]:
     return {"call_ids": list(counts), "counts": list(counts.values())}
-
-
-def _publish_on_commit(event: events.LiveEvent) -> None:
-    transaction.on_commit(lambda: events.publish(event))
 
 
 @transaction.atomic
@@ -100,30 +79,8 @@ def create_call(
         caller_display_name=caller_display_name,
         locale=locale,
     )
-    call.last_sequence = next_sequence(call.id)
-    _publish_on_commit(events.call_event(call, "created"))
+    live_events.save_with_sequence(call, [], "created")
     return call
-
-
-def ensure_participant(*, call_id: uuid.UUID, raw_id: str, display_name: str = "") -> Participant:
-    participant, created = Participant.objects.get_or_create(
-        call_id=call_id,
-        raw_id=raw_id,
-        defaults={"kind": participant_kind(raw_id), "display_name": display_name},
-    )
-    if not created and display_name and not participant.display_name:
-        participant.display_name = display_name
-        participant.save(update_fields=["display_name"])
-    return participant
-
-
-def note_participant(*, call_id: uuid.UUID, raw_id: str) -> None:
-    """Record that someone is on the call, in one statement that does nothing when they are known:
-    what a media socket does on each participant's first frame, four times per two-party call
-    (audio and transcription sockets), all at once when many calls start together."""
-    Participant.objects.bulk_create(
-        [Participant(call_id=call_id, raw_id=raw_id, kind=participant_kind(raw_id))], ignore_conflicts=True
-    )
 
 
 @dataclass(frozen=True)
@@ -178,9 +135,7 @@ def open_stream(
     if getattr(call, status_field) != Call.StreamStatus.ACTIVE:
         setattr(call, status_field, Call.StreamStatus.ACTIVE)
         changed_call_fields.append(status_field)
-    call.last_sequence += 1  # the row is locked: this is next_sequence, in the same UPDATE
-    call.save(update_fields=[*changed_call_fields, "last_sequence"])
-    _publish_on_commit(events.stream_event(stream, call.last_sequence))
+    live_events.save_with_sequence(call, changed_call_fields, stream=stream)
     return stream
 
 
@@ -246,7 +201,7 @@ def close_stream(*, stream_id: int, counters: dict[str, int]) -> None:
     status = call.media_streaming_status if stream.kind == MediaStream.Kind.AUDIO else call.transcription_status
     if call.is_live and status == Call.StreamStatus.ACTIVE:
         Gap.objects.create(call=call, stream=stream, reason=Gap.Reason.SOCKET_DROP, started_at=now)
-    _publish_on_commit(events.stream_event(stream, next_sequence(call.id)))
+    live_events.save_with_sequence(call, [], stream=stream)
 
 
 def record_audio_gap(
@@ -387,7 +342,7 @@ def _insert_finals(finals: Sequence[Final]) -> list[TranscriptSegment | None]:
         segments.append(_stored_segment(final, *row) if row else None)
     for segment in segments:
         if segment is not None:
-            _publish_on_commit(events.segment_event(segment))
+            live_events.publish_on_commit(live_events.segment_event(segment))
     return segments
 
 
@@ -418,7 +373,7 @@ _FINAL_COLUMNS = (
 )
 
 # A final whose call is gone has no row in `numbered` and is not inserted. Its speaker is the
-# Participant a media socket recorded when it first heard them (`note_participant`).
+# Participant a media socket recorded when it first heard them (`participants.note_participant`).
 _INSERT_FINALS = f"""
 WITH {_NUMBERED}, inserted AS (
     INSERT INTO calls_transcriptsegment (
@@ -459,7 +414,7 @@ def _stored_segment(
     *speaker: Any,
 ) -> TranscriptSegment:
     """The TranscriptSegment `_INSERT_FINALS` stored, from its returned row. A speaker not recorded yet
-    (their final came before the socket's `note_participant`) is recorded now."""
+    (their final came before the socket's `participants.note_participant`) is recorded now."""
     fields = {name: getattr(final, name) for name in _FINAL_COLUMNS}
     segment = TranscriptSegment(id=segment_id, **fields, sequence=sequence)
     speaker_id, raw_id, kind, display_name = speaker
@@ -468,6 +423,6 @@ def _stored_segment(
             id=speaker_id, call_id=call_id, raw_id=raw_id, kind=kind, display_name=display_name
         )
     elif final.participant_raw_id:
-        segment.participant = ensure_participant(call_id=call_id, raw_id=final.participant_raw_id)
+        segment.participant = participants.ensure_participant(call_id=call_id, raw_id=final.participant_raw_id)
         TranscriptSegment.objects.filter(pk=segment_id).update(participant=segment.participant)
     return segment

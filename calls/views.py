@@ -20,8 +20,8 @@ from calls.display import call_page_context
 from calls.exports import CONTENT_TYPES, FORMATS, export_transcript
 from calls.forms import CallFilterForm
 from calls.models import Call
+from calls.permissions import can_watch
 from calls.search import CallFilters, filter_calls, matching_segments, search_hits, with_summary
-from streaming.live import can_watch
 
 PAGE_SIZE = 25
 LIVE_CALLS_SHOWN = 200

@@ -29,13 +29,14 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from calls import answering, control, recovery
+from calls import answering, control, live_events, participants, recovery
 from calls.acs import ConnectionInfo
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
 from calls.control import MEDIA, TRANSCRIPTION, StreamKind
-from calls.models import Call, CallEvent, Gap, Participant, participant_kind
+from calls.models import Call, CallEvent, Gap
+from calls.participants import Presence
+from calls.stored_text import NUL_ESCAPE_BYTES
 from calls.tokens import unsign_callback_token
-from streaming.packets import NUL_ESCAPE_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -255,34 +256,18 @@ def _call_connected(call: Call, data: dict[str, Any]) -> None:
         call.connected_at = call.connected_at or timezone.now()
         fields += ["state", "connected_at"]
     if fields:
-        control.save_call(call, fields, "state")
+        live_events.save_with_sequence(call, fields, "state")
 
 
 def _participants_updated(call: Call, data: dict[str, Any]) -> None:
-    sequence = _int(data.get("sequenceNumber"))
-    if sequence is not None and call.participants_sequence is not None and sequence <= call.participants_sequence:
-        return  # an older list arriving late (reference 3.1: ordering is not guaranteed)
     present = []
     for entry in data.get("participants") or []:
         raw_id = _raw_id(entry.get("identifier")) if isinstance(entry, dict) else ""
-        if not raw_id:
-            continue
-        present.append(raw_id)
-        Participant.objects.update_or_create(
-            call=call,
-            raw_id=raw_id,
-            defaults={
-                "kind": participant_kind(raw_id),
-                "is_muted": bool(entry.get("isMuted")),
-                "is_on_hold": bool(entry.get("isOnHold")),
-                "in_call": True,
-            },
-        )
-    # The list is everyone on the call now; mixed audio (empty raw id) is not a participant.
-    call.participants.exclude(raw_id__in=present).exclude(raw_id="").update(in_call=False)
-    if sequence is not None:
-        call.participants_sequence = sequence
-    control.save_call(call, ["participants_sequence"], "participants")
+        if raw_id:
+            present.append(
+                Presence(raw_id, is_muted=bool(entry.get("isMuted")), is_on_hold=bool(entry.get("isOnHold")))
+            )
+    participants.update_roster(call, present, _int(data.get("sequenceNumber")))
 
 
 def _raw_id(identifier: object) -> str:
@@ -303,21 +288,21 @@ def _stream_started(call: Call, stream: StreamKind, data: dict[str, Any]) -> Non
         # asked to stop: it must not mark it active again or close the gap the stop opened.
         return
     setattr(call, stream.status_field, Status.ACTIVE)
-    control.save_call(call, [stream.status_field], stream.change)
+    live_events.save_with_sequence(call, [stream.status_field], stream.change)
     control.close_gaps(call, stream)
     control.finish_recovery_jobs(call, f"{stream.label} is running again.", control.stream_job_kind(stream))
 
 
 def _stream_stopped(call: Call, stream: StreamKind, data: dict[str, Any]) -> None:
     setattr(call, stream.status_field, Status.INACTIVE)
-    control.save_call(call, [stream.status_field], stream.change)
+    live_events.save_with_sequence(call, [stream.status_field], stream.change)
     if getattr(call, stream.wanted_field) and call.state in (Call.State.CONNECTING, Call.State.CONNECTED):
         _lost(call, stream, "stopped without being asked to")
 
 
 def _stream_failed(call: Call, stream: StreamKind, data: dict[str, Any]) -> None:
     setattr(call, stream.status_field, Status.FAILED)
-    control.save_call(call, [stream.status_field], stream.change)
+    live_events.save_with_sequence(call, [stream.status_field], stream.change)
     if getattr(call, stream.wanted_field) and call.state in (Call.State.CONNECTING, Call.State.CONNECTED):
         _lost(call, stream, f"failed: {_result_message(data) or 'no reason given'}")
 

@@ -8,44 +8,12 @@ a file can be played while the call is still going.
 from __future__ import annotations
 
 import asyncio
-import re
-import struct
 import uuid
 from pathlib import Path
 
-from django.conf import settings
+from calls.audio_files import BYTES_PER_SAMPLE, WAV_HEADER_BYTES, audio_directory, audio_file_name, wav_header
 
-BYTES_PER_SAMPLE = 2  # ACS audio is PCM signed 16-bit little-endian, mono
 MAX_SILENCE_PADDING_MS = 60_000
-
-
-def audio_directory(call_id: uuid.UUID) -> Path:
-    return Path(settings.AUDIO_CAPTURE_DIR) / str(call_id)
-
-
-def audio_file_name(participant_raw_id: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", participant_raw_id or "mixed")
-    return f"{safe[:120]}.wav"
-
-
-def wav_header(sample_rate: int, data_bytes: int) -> bytes:
-    byte_rate = sample_rate * BYTES_PER_SAMPLE
-    return struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF",
-        36 + data_bytes,
-        b"WAVE",
-        b"fmt ",
-        16,
-        1,  # PCM
-        1,  # mono
-        sample_rate,
-        byte_rate,
-        BYTES_PER_SAMPLE,
-        BYTES_PER_SAMPLE * 8,
-        b"data",
-        data_bytes,
-    )
 
 
 def append_pcm(path: Path, sample_rate: int, pcm: bytes) -> None:
@@ -54,13 +22,13 @@ def append_pcm(path: Path, sample_rate: int, pcm: bytes) -> None:
     with open(path, "r+b" if path.exists() else "w+b") as wav:
         wav.seek(0, 2)
         size = wav.tell()
-        if size < 44:
+        if size < WAV_HEADER_BYTES:
             wav.seek(0)
             wav.write(wav_header(sample_rate, 0))
-            size = 44
+            size = WAV_HEADER_BYTES
         wav.write(pcm)
         wav.seek(0)
-        wav.write(wav_header(sample_rate, size - 44 + len(pcm)))
+        wav.write(wav_header(sample_rate, size - WAV_HEADER_BYTES + len(pcm)))
 
 
 class AudioRecorder:

@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.conf import settings
 
+from calls import permissions
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
 from calls.models import ENDED_STATES
 from calls.tokens import unsign_media_token
@@ -174,7 +175,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not await database_sync_to_async(live.can_watch)(user):
+        if user is None or not await database_sync_to_async(permissions.can_watch)(user):
             await self.close()
             return
         self.call_id: str | None = self.scope["url_route"]["kwargs"].get("call_id")
@@ -207,7 +208,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         interval = settings.LIVE_SESSION_CHECK_SECONDS
         await asyncio.sleep(random.uniform(0, interval))  # noqa: S311 - jitter, not a secret
         while True:
-            if not await database_sync_to_async(live.session_can_watch)(session_key):
+            if not await database_sync_to_async(permissions.session_can_watch)(session_key):
                 with contextlib.suppress(Exception):  # the client may be gone already
                     await self.close(code=self.SESSION_ENDED)
                 return

@@ -34,7 +34,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError
 from django.utils import timezone
 
-from calls import services
+from calls import live_events, participants, services
 from calls.models import Call, MediaStream
 from compat import twisted
 from streaming import events, journal, metrics
@@ -369,7 +369,7 @@ class MediaSession:
             self._finals_ready.set()
         else:
             stream.counters["intermediate_count"] += 1
-            event = events.partial_event(self.call_id, packet.participant_raw_id, packet.text, packet.offset_ticks)
+            event = live_events.partial_event(self.call_id, packet.participant_raw_id, packet.text, packet.offset_ticks)
             events.publish(event)
 
     def _final(self, packet: TranscriptionData, stream: _Stream) -> services.Final:
@@ -440,7 +440,7 @@ class MediaSession:
     def _first_seen(self, participant: str) -> None:
         self.participants_seen.add(participant)
         if participant:
-            self._spawn(database_sync_to_async(services.note_participant)(call_id=self.call_id, raw_id=participant))
+            self._spawn(database_sync_to_async(participants.note_participant)(call_id=self.call_id, raw_id=participant))
 
     # --- final segments ----------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from calls.stored_text import NUL_ESCAPE, NUL_ESCAPE_BYTES
+
 # Limits match the columns the values are stored in (calls/models.py), so a packet that parses
 # can always be stored.
 MAX_TEXT_LENGTH = 20_000
@@ -111,12 +113,6 @@ class UnknownPacket:
 
 
 Packet = AudioMetadata | AudioData | DtmfData | TranscriptionMetadata | TranscriptionData | MarkData | UnknownPacket
-
-
-# JSON's only way to write U+0000 (a raw one is invalid JSON), which PostgreSQL cannot store in text or
-# jsonb: media frames and webhook bodies carrying it are refused.
-NUL_ESCAPE = "\\u0000"
-NUL_ESCAPE_BYTES = NUL_ESCAPE.encode()
 
 
 def parse_packet(frame: str | bytes | bytearray) -> Packet:

@@ -108,7 +108,7 @@ def main() -> None:
     from django.contrib.auth.models import Permission, User
     from django.utils import timezone
 
-    from calls import services
+    from calls import participants
     from calls.models import Call
     from tests.browser.support import chromium, media_socket, session_cookie
     from tests.calls.conftest import new_call
@@ -125,8 +125,8 @@ def main() -> None:
         state=Call.State.CONNECTED,
         connected_at=timezone.now() - timedelta(seconds=3),
     )
-    services.ensure_participant(call_id=call.id, raw_id=call.caller, display_name="Dana Whitfield")
-    services.ensure_participant(call_id=call.id, raw_id=acs.AGENT, display_name="Sam Ortiz (agent)")
+    participants.ensure_participant(call_id=call.id, raw_id=call.caller, display_name="Dana Whitfield")
+    participants.ensure_participant(call_id=call.id, raw_id=acs.AGENT, display_name="Sam Ortiz (agent)")
     audio_dir = tempfile.mkdtemp(prefix="callscribe-screens-")
     try:
         with run_app_server(AUDIO_CAPTURE="True", AUDIO_CAPTURE_DIR=audio_dir, STREAM_STATS_INTERVAL="0.5") as server:

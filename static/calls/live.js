@@ -327,7 +327,7 @@ class Transcript {
     return typeof confidence === "number" && confidence < this.threshold;
   }
 
-  // Mirrors templates/calls/_line.html and calls/display.py segment_words.
+  // Mirrors templates/calls/_line.html and calls/display.py segment_words (times floored to whole ms, as there).
   buildLine(segment) {
     const line = element("p", "line");
     line.id = `segment-${segment.sequence}`;
@@ -348,7 +348,6 @@ class Transcript {
       const word = element("span", "word", token);
       word.dataset.startMs = String(Math.floor(words[index].start_ms));
       word.dataset.endMs = String(Math.floor(words[index].end_ms));
-      if (this.isLowConfidence(words[index].confidence)) word.classList.add("low-confidence");
       text.append(word);
     });
     line.append(element("span", "time", clock(segment.start_ms)), " ", text);

@@ -13,9 +13,9 @@ import pytest
 import requests
 from django.contrib.auth.models import User
 
+from calls.audio_files import audio_file_name
 from calls.models import Call
 from calls.tokens import callback_url
-from streaming.audio import audio_file_name
 from tests.browser.support import media_socket, off_the_loop, send_audio, session_cookie, wait_until
 from tests.calls import conftest as given
 from tests.servers import AppServer

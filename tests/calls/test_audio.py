@@ -10,9 +10,10 @@ from asgiref.sync import async_to_sync
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from calls import services
+from calls import participants, services
+from calls.audio_files import audio_directory, audio_file_name
 from calls.models import AccessLog, Call, Participant
-from streaming.audio import append_pcm, audio_directory, audio_file_name
+from streaming.audio import append_pcm
 from tests.calls.conftest import logged_in
 from tests.streaming import acs_packets as acs
 
@@ -33,7 +34,7 @@ def pcm(*samples: int) -> bytes:
 
 @pytest.fixture
 def caller(call: Call) -> Participant:
-    participant = services.ensure_participant(call_id=call.id, raw_id=acs.CALLER)
+    participant = participants.ensure_participant(call_id=call.id, raw_id=acs.CALLER)
     append_pcm(audio_directory(call.id) / audio_file_name(acs.CALLER), SAMPLE_RATE, pcm(*range(1000)))
     return participant
 
@@ -109,8 +110,8 @@ def test_no_audio_when_capture_is_off(alice_client: Client, call: Call, caller: 
 
 
 def test_the_mix_sums_participants_and_clips(alice_client: Client, call: Call) -> None:
-    services.ensure_participant(call_id=call.id, raw_id=acs.CALLER)
-    services.ensure_participant(call_id=call.id, raw_id=acs.AGENT)
+    participants.ensure_participant(call_id=call.id, raw_id=acs.CALLER)
+    participants.ensure_participant(call_id=call.id, raw_id=acs.AGENT)
     folder = audio_directory(call.id)
     append_pcm(folder / audio_file_name(acs.CALLER), SAMPLE_RATE, pcm(100, 30000, -30000, 5))
     append_pcm(folder / audio_file_name(acs.AGENT), SAMPLE_RATE, pcm(1, 10000, -10000))
@@ -121,7 +122,7 @@ def test_the_mix_sums_participants_and_clips(alice_client: Client, call: Call) -
 
 def test_the_call_page_offers_a_player_per_participant_and_a_mix(alice_client: Client, call: Call) -> None:
     for raw_id in (acs.CALLER, acs.AGENT):
-        participant = services.ensure_participant(call_id=call.id, raw_id=raw_id)
+        participant = participants.ensure_participant(call_id=call.id, raw_id=raw_id)
         append_pcm(audio_directory(call.id) / audio_file_name(raw_id), SAMPLE_RATE, pcm(1, 2, 3))
     page = alice_client.get(reverse("calls-detail", args=[call.id])).content.decode()
     assert page.count("<option value=") == 3

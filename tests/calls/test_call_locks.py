@@ -14,7 +14,7 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from calls import control, services
+from calls import control, participants
 from calls.models import Participant
 from tests.calls.conftest import new_call
 from tests.streaming import acs_packets as acs
@@ -33,7 +33,7 @@ def test_a_participant_inserted_while_a_webhook_holds_the_call_does_not_deadlock
                 control.locked_call(call.id)
                 webhook_holds_call.set()
                 socket_inserted.wait(10)
-                services.ensure_participant(call_id=call.id, raw_id=acs.CALLER, display_name="Caller")
+                participants.ensure_participant(call_id=call.id, raw_id=acs.CALLER, display_name="Caller")
         except BaseException as error:
             errors.append(error)
         finally:

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from calls import services
+from calls import participants, services
 from calls.models import Call
 from calls.tokens import unsign_media_token
 
@@ -48,7 +48,7 @@ def export(identifier: str, export_format: str) -> str:
 def transcribed_call(call: Call) -> Call:
     call.call_connection_id = "acs-connection-1"
     call.save()
-    services.ensure_participant(call_id=call.id, raw_id="8:acs:agent", display_name="Dana (agent)")
+    participants.ensure_participant(call_id=call.id, raw_id="8:acs:agent", display_name="Dana (agent)")
     add_final(call, "4:+14255550100", "Hello, my bill is wrong.", 49_876_484, 9_200_000)
     add_final(call, "8:acs:agent", "Sorry to hear that.", 10_000_000, 5_000_000)  # stored later, earlier offset
     return call

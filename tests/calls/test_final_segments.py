@@ -8,9 +8,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from calls import services
+from calls import live_events, services
 from calls.models import Call, Participant, TranscriptSegment
-from streaming import events
 from tests.calls.conftest import new_call
 from tests.streaming import acs_packets as acs
 
@@ -142,7 +141,7 @@ def test_a_display_name_given_meanwhile_names_the_next_final_live() -> None:
 
     (segment,) = segments([final(call, "After.", 2)])
 
-    assert segment is not None and events.segment_payload(segment)["speaker"] == "Dana"
+    assert segment is not None and live_events.segment_payload(segment)["speaker"] == "Dana"
 
 
 def test_a_speaker_not_recorded_yet_is_recorded_with_their_first_final() -> None:
@@ -153,7 +152,7 @@ def test_a_speaker_not_recorded_yet_is_recorded_with_their_first_final() -> None
     agent = Participant.objects.get(call=call, raw_id=acs.AGENT)
     assert segment is not None and segment.participant == agent
     assert TranscriptSegment.objects.get(pk=segment.pk).participant == agent
-    assert events.segment_payload(segment)["speaker"] == agent.label
+    assert live_events.segment_payload(segment)["speaker"] == agent.label
 
 
 @pytest.mark.django_db(transaction=True)
@@ -196,7 +195,7 @@ def test_a_final_of_mixed_audio_without_confidence_is_stored_without_a_speaker()
 
     stored = TranscriptSegment.objects.get(pk=segment.pk)
     assert (stored.participant, stored.confidence, stored.words) == (None, None, segment.words)
-    assert events.segment_payload(segment)["speaker"] == "Unknown speaker"
+    assert live_events.segment_payload(segment)["speaker"] == "Unknown speaker"
 
 
 @pytest.mark.django_db(transaction=True)  # foreign keys are checked at commit, as in production

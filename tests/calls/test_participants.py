@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from calls import services
+from calls import participants
 from calls.models import Participant, raw_id_label
 from tests.calls.conftest import new_call
 from tests.streaming import acs_packets as acs
@@ -16,7 +16,7 @@ def test_a_participant_first_heard_on_a_socket_is_recorded_in_one_statement(djan
     call = new_call()
 
     with django_assert_num_queries(1):
-        services.note_participant(call_id=call.id, raw_id=acs.AGENT)
+        participants.note_participant(call_id=call.id, raw_id=acs.AGENT)
 
     participant = Participant.objects.get(call=call, raw_id=acs.AGENT)
     assert participant.kind == Participant.Kind.ACS_USER
@@ -24,10 +24,10 @@ def test_a_participant_first_heard_on_a_socket_is_recorded_in_one_statement(djan
 
 def test_noting_a_known_participant_again_changes_nothing() -> None:
     call = new_call()
-    services.ensure_participant(call_id=call.id, raw_id=acs.CALLER, display_name="Dana")
+    participants.ensure_participant(call_id=call.id, raw_id=acs.CALLER, display_name="Dana")
 
-    services.note_participant(call_id=call.id, raw_id=acs.CALLER)
-    services.note_participant(call_id=call.id, raw_id=acs.CALLER)
+    participants.note_participant(call_id=call.id, raw_id=acs.CALLER)
+    participants.note_participant(call_id=call.id, raw_id=acs.CALLER)
 
     assert list(Participant.objects.filter(call=call).values_list("raw_id", "display_name")) == [(acs.CALLER, "Dana")]
 
@@ -50,6 +50,6 @@ def test_identities_without_a_display_name_are_labelled_by_kind_and_the_end_of_t
 
 def test_a_display_name_wins_over_the_id_and_mixed_audio_has_a_name_of_its_own() -> None:
     call = new_call()
-    named = services.ensure_participant(call_id=call.id, raw_id=acs.AGENT, display_name="Sam")
-    mixed = services.ensure_participant(call_id=call.id, raw_id="")
+    named = participants.ensure_participant(call_id=call.id, raw_id=acs.AGENT, display_name="Sam")
+    mixed = participants.ensure_participant(call_id=call.id, raw_id="")
     assert (named.label, mixed.label) == ("Sam", "Mixed audio")

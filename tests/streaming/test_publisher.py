@@ -12,13 +12,14 @@ import pytest
 from channels.layers import channel_layers, get_channel_layer
 from prometheus_client import REGISTRY
 
+from calls import live_events
 from streaming import events, publisher
 
 CALLS = [uuid.uuid4(), uuid.uuid4()]
 
 
-def partial(call_id: uuid.UUID, number: int) -> events.PartialText:
-    return events.partial_event(call_id, "4:+14255550100", f"word {number}", number)
+def partial(call_id: uuid.UUID, number: int) -> live_events.PartialText:
+    return live_events.partial_event(call_id, "4:+14255550100", f"word {number}", number)
 
 
 def unsent() -> float:
