@@ -19,9 +19,8 @@ from calls.authentication import AcsAuthenticationError, jwt_verification_enable
 from calls.models import ENDED_STATES
 from calls.tokens import unsign_media_token
 from compat import channels
-from streaming import events, ingest, live, metrics
-from streaming.ingest import MediaSession
-from streaming.packets import PacketError, parse_packet
+from streaming import events, live, metrics, runtime
+from streaming.session import CLOSE_GOING_AWAY, MediaSession
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +32,14 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
     return ""
 
 
-# daphne (autobahn) lets an application close a socket only with 1000 or 3000-4999, so RFC 6455's
-# 1001 (going away) and 1008 (policy violation) are sent as 4001 and 4008.
-CLOSE_GOING_AWAY = 4001
-CLOSE_POLICY_VIOLATION = 4008
-
-
 class MediaStreamConsumer(AsyncWebsocketConsumer):
     """ACS's media-streaming and transcription sockets (one URL per call, signed; see calls/tokens.py).
 
     ACS is a server, not a browser: no Origin header, no cookies. It is authenticated by the signed
     token in the path and, when configured, ACS's Bearer JWT, and refused before accept() otherwise.
     The token is checked first, so a flood of unauthenticated attempts costs no database query.
+    Every frame goes to the socket's `MediaSession` (streaming/session.py) in one call, which says
+    when to close.
     """
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -62,7 +57,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             raise
 
     async def connect(self) -> None:
-        if ingest.shutting_down():
+        if runtime.shutting_down():
             await self.close()  # ACS reconnects, through the load balancer, to another process
             return
         call_id = await self._authenticate()
@@ -77,24 +72,15 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         )
         await self.accept()
         metrics.open_sockets.labels("media").inc()
-        self.session.on_shutdown = self._say_going_away
         self.session.start()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         frame = text_data if text_data is not None else bytes_data
         if frame is None:
             return
-        admission = self.session.admit(frame)
-        if admission is not ingest.ACCEPT:
-            if admission is ingest.CLOSE:
-                await self.close(code=CLOSE_POLICY_VIOLATION)
-            return
-        try:
-            packet = parse_packet(frame)
-        except PacketError as error:
-            self.session.note_malformed(error)
-            return
-        await self.session.handle(packet)
+        close_code = await self.session.receive(frame)
+        if close_code is not None:
+            await self.close(code=close_code)
 
     async def disconnect(self, code: int) -> None:
         session = getattr(self, "session", None)
@@ -104,15 +90,16 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             await session.close()
 
     async def _finish_when_cancelled(self) -> None:
-        """Store and flush everything; when the server is stopping, say goodbye too."""
+        """Store and flush everything. When the server is stopping (the runtime closed the session
+        already, and now cancels every task), close with CLOSE_GOING_AWAY so ACS reconnects,
+        through the load balancer, to another process."""
         session = getattr(self, "session", None)
-        if session is not None:
-            await (session.shut_down() if ingest.shutting_down() else session.close())
-
-    async def _say_going_away(self) -> None:
-        """Close with CLOSE_GOING_AWAY, so ACS reconnects, through the load balancer, to another process."""
-        with contextlib.suppress(Exception):  # the client may be gone already
-            await self.close(code=CLOSE_GOING_AWAY)
+        if session is None:
+            return
+        await session.close()
+        if runtime.shutting_down():
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await self.close(code=CLOSE_GOING_AWAY)
 
     async def _authenticate(self) -> uuid.UUID | None:
         client = self.scope.get("client") or ("?", 0)

@@ -69,7 +69,7 @@ event_loop_lag_seconds = Gauge(
     "callscribe_event_loop_lag_seconds", "How late the event loop ran a timer, lately.", multiprocess_mode="livemax"
 )
 
-# Counter names a media session keeps, and the packet kind each one counts (see streaming/ingest.py).
+# Counter names a media session keeps, and the packet kind each one counts (see streaming/session.py).
 PACKET_KINDS = {
     "audio_frame_count": "AudioData",
     "dtmf_count": "DtmfData",
