@@ -51,8 +51,7 @@ class FrameGate:
         self.call_id = call_id
         self.backlog = backlog or (lambda: 0)  # frames daphne has queued for this socket, unread
         self.log = log or SocketLog(call_id)
-        # What was refused or shed since the session last reported: oversized_frames, shed_<reason>.
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()  # oversized_frames and shed_<reason>, until taken
         self.max_bytes = settings.MAX_MEDIA_MESSAGE_BYTES
         self.audio_cap = settings.MEDIA_MAX_AUDIO_FRAMES_PER_SECOND
         self.flood_limit = settings.MEDIA_FLOOD_FRAMES_PER_SECOND
@@ -87,6 +86,11 @@ class FrameGate:
             self.counts["shed_overload"] += 1
             return DROP
         return ACCEPT
+
+    def take_counts(self) -> Counter[str]:
+        """What was refused or shed since the last call, for the session's periodic report."""
+        counts, self.counts = self.counts, Counter()
+        return counts
 
     def _behind(self) -> bool:
         """The process's event loop is late, or this socket has over a second of frames unread."""

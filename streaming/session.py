@@ -336,7 +336,7 @@ class MediaSession:
 
         Frames the gate refused for their size count as malformed on the socket's stream too."""
         counts, self.counts = self.counts, Counter()
-        refused, self.gate.counts = self.gate.counts, Counter()
+        refused = self.gate.take_counts()
         if refused["oversized_frames"]:
             self._counters_for(None)["malformed_packet_count"] += refused["oversized_frames"]
         counts.update(refused)
