@@ -33,12 +33,14 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 20.0  # keep systemd's TimeoutStopSec above this
 
 
-class Session(Protocol):
+class LiveSession(Protocol):
+    """A media session (streaming/session.py), as far as the runtime needs one: to close it at shutdown."""
+
     async def close(self) -> None: ...
 
 
 _shutting_down = False
-_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+_sessions: weakref.WeakSet[LiveSession] = weakref.WeakSet()
 _shutdown_hooked_on: object = None  # the reactor the shutdown trigger is registered with
 
 
@@ -67,11 +69,11 @@ def begin_shutdown() -> None:
     _shutting_down = True
 
 
-def add_session(session: Session) -> None:
+def add_session(session: LiveSession) -> None:
     _sessions.add(session)
 
 
-def remove_session(session: Session) -> None:
+def remove_session(session: LiveSession) -> None:
     """Once a session has closed: a shutdown waits for sessions still closing."""
     _sessions.discard(session)
 

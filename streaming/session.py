@@ -319,9 +319,9 @@ class MediaSession:
             interval = settings.STREAM_STATS_INTERVAL
             if self._closing:
                 return
-            await self.flush()
+            await self._flush()
 
-    async def flush(self) -> None:
+    async def _flush(self) -> None:
         """Write buffered audio, and hand the counters to the metrics and to `stream_counters`."""
         if self.recorder is not None:
             await self.recorder.flush()
