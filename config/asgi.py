@@ -36,9 +36,9 @@ gc.set_threshold(100_000, 20, 100)
 
 class StartRuntime:
     """Starts the media sockets' process-wide work (streaming/runtime.py) before the first connection
-    is served: the work needs the running event loop, which under daphne exists only once it serves.
-    The tests' communicators call this same application, so they run the same lifecycle (each test
-    has its own event loop: the runtime starts again on a new one)."""
+    is served: its tasks need the running event loop, which daphne runs only once it serves. The
+    tests' communicators call this same application, so they run the same lifecycle (each test has
+    its own event loop: the runtime starts again on a new one)."""
 
     def __init__(self, application: Any) -> None:
         self.application = application
