@@ -1,7 +1,7 @@
 """Twisted's reactor, as daphne runs it: Callscribe's shutdown runs as a "before shutdown" trigger.
 
 daphne's own SIGTERM handling cancels every application at once, and fails when a connection has no
-application (an idle keep-alive, a port probe). Callscribe adds its own trigger (streaming/ingest.py):
+application (an idle keep-alive, a port probe). Callscribe adds its own trigger (streaming/runtime.py):
 Twisted waits for the Deferred it returns before dropping connections, so open media sockets store
 what they have first.
 

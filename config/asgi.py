@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -17,6 +19,7 @@ from django.conf import settings  # noqa: E402
 from calls.recovery import start_worker_thread  # noqa: E402
 from compat import autobahn  # noqa: E402
 from config import database_pool  # noqa: E402
+from streaming import runtime  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
 start_worker_thread()  # only when settings.RECOVERY_WORKER is on
@@ -30,9 +33,30 @@ if settings.WEBSOCKET_SIMPLE_FRAMES:
 gc.freeze()
 gc.set_threshold(100_000, 20, 100)
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_application,
-        "websocket": URLRouter(websocket_urlpatterns),
-    }
+
+class StartRuntime:
+    """Starts the media sockets' process-wide work (streaming/runtime.py) before the first connection
+    is served: its tasks need the running event loop, which daphne runs only once it serves. The
+    tests' communicators call this same application, so they run the same lifecycle (each test has
+    its own event loop: the runtime starts again on a new one)."""
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+        self.started_on: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if self.started_on is not loop:
+            runtime.start()
+            self.started_on = loop
+        await self.application(scope, receive, send)
+
+
+application = StartRuntime(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_application,
+            "websocket": URLRouter(websocket_urlpatterns),
+        }
+    )
 )

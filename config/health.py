@@ -19,7 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 
 from config import database_pool
-from streaming import events, ingest, metrics
+from streaming import events, metrics, runtime
 
 CHECK_TIMEOUT = 2.0
 
@@ -31,8 +31,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 async def readyz(request: HttpRequest) -> HttpResponse:
-    ingest.start_background_work()  # replays a journal left by an earlier run as soon as the process serves
-    problems = ["shutting down"] if ingest.shutting_down() else []
+    problems = ["shutting down"] if runtime.shutting_down() else []
     problems += await _dependency_problems()
     if problems:
         return HttpResponse("\n".join(problems) + "\n", status=503, content_type="text/plain")

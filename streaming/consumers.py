@@ -1,28 +1,25 @@
-"""Websocket consumers: ACS's media socket in, staff live feeds out. Each translates I/O and delegates."""
+"""ACS's media socket: authenticates it and hands every frame to its `MediaSession` (streaming/session.py).
+
+The staff browsers' live feed has its own module, streaming/live_feed.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import random
-import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
-from django.conf import settings
+from channels.generic.websocket import AsyncWebsocketConsumer
 
-from calls import permissions
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
 from calls.models import ENDED_STATES
 from calls.tokens import unsign_media_token
 from compat import channels
-from streaming import events, ingest, live, metrics
-from streaming.ingest import MediaSession
-from streaming.packets import PacketError, parse_packet
+from streaming import live, metrics, runtime
+from streaming.session import CLOSE_GOING_AWAY, MediaSession
 
 logger = logging.getLogger(__name__)
 
@@ -34,18 +31,14 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
     return ""
 
 
-# daphne (autobahn) lets an application close a socket only with 1000 or 3000-4999, so RFC 6455's
-# 1001 (going away) and 1008 (policy violation) are sent as 4001 and 4008.
-CLOSE_GOING_AWAY = 4001
-CLOSE_POLICY_VIOLATION = 4008
-
-
 class MediaStreamConsumer(AsyncWebsocketConsumer):
     """ACS's media-streaming and transcription sockets (one URL per call, signed; see calls/tokens.py).
 
     ACS is a server, not a browser: no Origin header, no cookies. It is authenticated by the signed
     token in the path and, when configured, ACS's Bearer JWT, and refused before accept() otherwise.
     The token is checked first, so a flood of unauthenticated attempts costs no database query.
+    Every frame goes to the socket's `MediaSession` (streaming/session.py) in one call, which says
+    when to close.
     """
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -63,7 +56,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             raise
 
     async def connect(self) -> None:
-        if ingest.shutting_down():
+        if runtime.shutting_down():
             await self.close()  # ACS reconnects, through the load balancer, to another process
             return
         call_id = await self._authenticate()
@@ -78,24 +71,15 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         )
         await self.accept()
         metrics.open_sockets.labels("media").inc()
-        self.session.on_shutdown = self._say_going_away
         self.session.start()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         frame = text_data if text_data is not None else bytes_data
         if frame is None:
             return
-        admission = self.session.admit(frame)
-        if admission is not ingest.ACCEPT:
-            if admission is ingest.CLOSE:
-                await self.close(code=CLOSE_POLICY_VIOLATION)
-            return
-        try:
-            packet = parse_packet(frame)
-        except PacketError as error:
-            self.session.note_malformed(error)
-            return
-        await self.session.handle(packet)
+        close_code = await self.session.receive(frame)
+        if close_code is not None:
+            await self.close(code=close_code)
 
     async def disconnect(self, code: int) -> None:
         session = getattr(self, "session", None)
@@ -105,15 +89,16 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             await session.close()
 
     async def _finish_when_cancelled(self) -> None:
-        """Store and flush everything; when the server is stopping, say goodbye too."""
+        """Store and flush everything. When the server is stopping (the runtime closed the session
+        already, and now cancels every task), close with CLOSE_GOING_AWAY so ACS reconnects,
+        through the load balancer, to another process."""
         session = getattr(self, "session", None)
-        if session is not None:
-            await (session.shut_down() if ingest.shutting_down() else session.close())
-
-    async def _say_going_away(self) -> None:
-        """Close with CLOSE_GOING_AWAY, so ACS reconnects, through the load balancer, to another process."""
-        with contextlib.suppress(Exception):  # the client may be gone already
-            await self.close(code=CLOSE_GOING_AWAY)
+        if session is None:
+            return
+        await session.close()
+        if runtime.shutting_down():
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await self.close(code=CLOSE_GOING_AWAY)
 
     async def _authenticate(self) -> uuid.UUID | None:
         client = self.scope.get("client") or ("?", 0)
@@ -149,95 +134,3 @@ def _refused(reason: str, message: str, *args: object) -> None:
     metrics.refused_sockets.labels(reason).inc()
     if _refusals <= 20 or _refusals % 1000 == 0:
         logger.warning(message + " (refusal #%d)", *args, _refusals)
-
-
-class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
-    """Staff browsers: `ws/calls/` (every call) and `ws/calls/<id>/` (one call, with intermediate text).
-
-    On connect a viewer gets a snapshot, then ordered deltas. `?after=<sequence>` (or a
-    `{"type": "resume", "after": N}` message) resumes after the last delta a page saw. When a
-    delta's number skips ahead (the channel layer dropped one), the gap is refilled from the database.
-
-    The socket outlives the page load, so its session is re-checked every LIVE_SESSION_CHECK_SECONDS:
-    after a logout, an expiry or a lost permission it closes with SESSION_ENDED (the page stops
-    reconnecting).
-    """
-
-    SESSION_ENDED = 4401
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels hops to the database thread (aclose_old_connections) before every handler; a live
-        # event needs no database unless it resyncs, which goes through database_sync_to_async anyway.
-        if message["type"] == events.HANDLER_TYPE:
-            await channels.dispatch_without_database_hop(self, message)
-        else:
-            await super().dispatch(message)
-
-    async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not await database_sync_to_async(permissions.can_watch)(user):
-            await self.close()
-            return
-        self.call_id: str | None = self.scope["url_route"]["kwargs"].get("call_id")
-        self.last_sequence = 0
-        group = events.call_group(self.call_id) if self.call_id else events.CALLS_GROUP
-        if self.call_id and not await database_sync_to_async(live.call_exists)(self.call_id):
-            await self.close()
-            return
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.group = group
-        await self.accept()
-        metrics.open_sockets.labels("live_feed").inc()
-        self.session_check = asyncio.ensure_future(self._check_session_periodically())
-        after = parse_qs(self.scope.get("query_string", b"").decode()).get("after", [None])[0]
-        await self._send_state(int(after) if after and after.isdigit() else None)
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "session_check"):
-            metrics.open_sockets.labels("live_feed").dec()
-            self.session_check.cancel()
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def _check_session_periodically(self) -> None:
-        """Every LIVE_SESSION_CHECK_SECONDS, the first time after a random part of it: viewers that
-        connected together (every page reconnects after a restart) would otherwise check together,
-        a burst of database work on the one database thread every interval."""
-        session = self.scope.get("session")
-        session_key = getattr(session, "session_key", None)
-        interval = settings.LIVE_SESSION_CHECK_SECONDS
-        await asyncio.sleep(random.uniform(0, interval))  # noqa: S311 - jitter, not a secret
-        while True:
-            if not await database_sync_to_async(permissions.session_can_watch)(session_key):
-                with contextlib.suppress(Exception):  # the client may be gone already
-                    await self.close(code=self.SESSION_ENDED)
-                return
-            await asyncio.sleep(interval)
-
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "resume" and isinstance(content.get("after"), int):
-            await self._send_state(content["after"])
-
-    async def live_event(self, message: dict[str, Any]) -> None:
-        event = message["event"]
-        metrics.live_latency_seconds.observe(time.time() - message.get("published_at", time.time()))
-        sequence = event.get("sequence")
-        if not self.call_id or sequence is None:
-            await self.send_json(event)  # the list feed and intermediate text: no per-call ordering
-            return
-        if sequence <= self.last_sequence:
-            return  # already sent in a snapshot or a resync
-        if sequence > self.last_sequence + 1:
-            await self._send_state(self.last_sequence)
-            if sequence <= self.last_sequence:
-                return
-        self.last_sequence = sequence
-        await self.send_json(event)
-
-    async def _send_state(self, after: int | None) -> None:
-        if self.call_id:
-            state = await database_sync_to_async(live.call_state)(self.call_id, after)
-            self.last_sequence = max(self.last_sequence, state["sequence"])
-        else:
-            state = await database_sync_to_async(live.calls_state)()
-        await self.send_json(state)

@@ -7,7 +7,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path, re_path
 
-from streaming.consumers import LiveFeedConsumer, MediaStreamConsumer
+from streaming.consumers import MediaStreamConsumer
+from streaming.live_feed import LiveFeedConsumer
 
 
 def browser_socket(application):

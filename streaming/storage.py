@@ -4,7 +4,8 @@
 transaction; `StreamCounters` writes every open stream's counters in one statement per interval.
 Writing per socket instead cost a thread hop, a transaction and several round trips each, and under
 load the thread's contention with the event loop for the GIL made every store slow
-(docs/performance.md). Sockets queue, retry and journal their own finals (streaming/ingest.py).
+(docs/performance.md). Sockets queue, retry and journal their own finals (streaming/finals_queue.py);
+streaming/runtime.py starts both on the process's event loop.
 """
 
 from __future__ import annotations
@@ -101,13 +102,13 @@ class FinalsWriter:
         Raises when they could not be stored (the database is unreachable, or an unexpected error
         with these finals): nothing is lost, and storing them again skips what did get stored.
         """
-        self._ensure_running()
+        self.ensure_running()  # started by the runtime; this covers code that stores without it (tests of the writer)
         request = _Request(finals, asyncio.get_running_loop().create_future())
         self._waiting.append(request)
         self._wake.set()
         return await request.done
 
-    def _ensure_running(self) -> None:
+    def ensure_running(self) -> None:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._waiting = [request for request in self._waiting if request.done.get_loop() is loop]

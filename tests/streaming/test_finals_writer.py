@@ -81,7 +81,7 @@ async def test_an_unexpected_error_with_one_sockets_finals_fails_only_that_socke
     )
 
     assert outcomes(good) == [STORED]
-    assert isinstance(bad, TypeError)  # that socket keeps its final and retries (streaming/ingest.py)
+    assert isinstance(bad, TypeError)  # that socket keeps its final and retries (streaming/finals_queue.py)
     assert [segment.text async for segment in TranscriptSegment.objects.all()] == ["Hello."]
 
 

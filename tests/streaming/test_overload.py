@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from calls.models import Call, MediaStream, TranscriptSegment
 from config.asgi import application
-from streaming.ingest import Admission, MediaSession
+from streaming.admission import Admission, FrameGate
 from tests.conftest import media_path
 from tests.servers import free_port, run_app_server
 from tests.streaming import acs_packets as acs
@@ -102,6 +102,6 @@ async def test_unauthenticated_sockets_are_refused_without_touching_the_database
 
 def test_admission_says_what_to_do_with_a_frame_as_an_enum(settings) -> None:
     settings.MAX_MEDIA_MESSAGE_BYTES = 100
-    session = MediaSession(uuid.uuid4())
-    assert session.admit(acs.transcription_metadata()[:100]) is Admission.ACCEPT
-    assert session.admit("x" * 101) is Admission.DROP
+    gate = FrameGate(uuid.uuid4())
+    assert gate.admit(acs.transcription_metadata()[:100]) is Admission.ACCEPT
+    assert gate.admit("x" * 101) is Admission.DROP

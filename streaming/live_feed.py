@@ -1,0 +1,111 @@
+"""Staff browsers' live feed: `ws/calls/` (every call) and `ws/calls/<id>/` (one call): a snapshot, then
+the live events streaming/events.py publishes, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from calls import permissions
+from compat import channels
+from streaming import events, live, metrics
+
+
+class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
+    """Staff browsers: `ws/calls/` (every call) and `ws/calls/<id>/` (one call, with intermediate text).
+
+    On connect a viewer gets a snapshot, then ordered deltas. `?after=<sequence>` (or a
+    `{"type": "resume", "after": N}` message) resumes after the last delta a page saw. When a
+    delta's number skips ahead (the channel layer dropped one), the gap is refilled from the database.
+
+    The socket outlives the page load, so its session is re-checked every LIVE_SESSION_CHECK_SECONDS:
+    after a logout, an expiry or a lost permission it closes with SESSION_ENDED (the page stops
+    reconnecting).
+    """
+
+    SESSION_ENDED = 4401
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels hops to the database thread (aclose_old_connections) before every handler; a live
+        # event needs no database unless it resyncs, which goes through database_sync_to_async anyway.
+        if message["type"] == events.HANDLER_TYPE:
+            await channels.dispatch_without_database_hop(self, message)
+        else:
+            await super().dispatch(message)
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not await database_sync_to_async(permissions.can_watch)(user):
+            await self.close()
+            return
+        self.call_id: str | None = self.scope["url_route"]["kwargs"].get("call_id")
+        self.last_sequence = 0
+        group = events.call_group(self.call_id) if self.call_id else events.CALLS_GROUP
+        if self.call_id and not await database_sync_to_async(live.call_exists)(self.call_id):
+            await self.close()
+            return
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.group = group
+        await self.accept()
+        metrics.open_sockets.labels("live_feed").inc()
+        self.session_check = asyncio.ensure_future(self._check_session_periodically())
+        after = parse_qs(self.scope.get("query_string", b"").decode()).get("after", [None])[0]
+        await self._send_state(int(after) if after and after.isdigit() else None)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "session_check"):
+            metrics.open_sockets.labels("live_feed").dec()
+            self.session_check.cancel()
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _check_session_periodically(self) -> None:
+        """Every LIVE_SESSION_CHECK_SECONDS, the first time after a random part of it: viewers that
+        connected together (every page reconnects after a restart) would otherwise check together,
+        a burst of database work on the one database thread every interval."""
+        session = self.scope.get("session")
+        session_key = getattr(session, "session_key", None)
+        interval = settings.LIVE_SESSION_CHECK_SECONDS
+        await asyncio.sleep(random.uniform(0, interval))  # noqa: S311 - jitter, not a secret
+        while True:
+            if not await database_sync_to_async(permissions.session_can_watch)(session_key):
+                with contextlib.suppress(Exception):  # the client may be gone already
+                    await self.close(code=self.SESSION_ENDED)
+                return
+            await asyncio.sleep(interval)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "resume" and isinstance(content.get("after"), int):
+            await self._send_state(content["after"])
+
+    async def live_event(self, message: dict[str, Any]) -> None:
+        event = message["event"]
+        metrics.live_latency_seconds.observe(time.time() - message.get("published_at", time.time()))
+        sequence = event.get("sequence")
+        if not self.call_id or sequence is None:
+            await self.send_json(event)  # the list feed and intermediate text: no per-call ordering
+            return
+        if sequence <= self.last_sequence:
+            return  # already sent in a snapshot or a resync
+        if sequence > self.last_sequence + 1:
+            await self._send_state(self.last_sequence)
+            if sequence <= self.last_sequence:
+                return
+        self.last_sequence = sequence
+        await self.send_json(event)
+
+    async def _send_state(self, after: int | None) -> None:
+        if self.call_id:
+            state = await database_sync_to_async(live.call_state)(self.call_id, after)
+            self.last_sequence = max(self.last_sequence, state["sequence"])
+        else:
+            state = await database_sync_to_async(live.calls_state)()
+        await self.send_json(state)
