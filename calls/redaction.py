@@ -28,6 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -395,11 +396,11 @@ def _cued(words: list[str], digits: list[str | None], cues, valid) -> list[tuple
 
 
 def _cue_ends(words: list[str], cues) -> list[int]:
+    firsts = {cue[0] for cue in cues}
     ends = []
-    for index in range(len(words)):
-        for cue in cues:
-            if tuple(words[index : index + len(cue)]) == cue:
-                ends.append(index + len(cue))
+    for index, word in enumerate(words):
+        if word in firsts:
+            ends += [index + len(cue) for cue in cues if tuple(words[index : index + len(cue)]) == cue]
     return ends
 
 
@@ -419,22 +420,41 @@ def _ssns(tokens, words, digits, runs) -> list[tuple[int, int]]:
 
 
 def _phones(tokens, digits, run, region: str, claimed) -> list[tuple[int, int]]:
+    """A number valid in the region, read from the start of a stretch of the run no other entity holds.
+    Only lengths a number can have there are parsed: phonenumbers.parse is the costliest step here."""
+    lengths = _phone_lengths(region)
     spans, start = [], run[0]
     while start < run[1]:
-        found = None
-        number = "+" if tokens[start].startswith("+") else ""
+        if _held(start, claimed):
+            start += 1
+            continue
+        found, number = None, "+" if tokens[start].startswith("+") else ""
         for end in range(start, run[1]):
-            number += digits[end] or ""
-            if len(number.lstrip("+")) > 15:
+            if _held(end, claimed):
                 break
-            if len(number.lstrip("+")) >= 7 and _is_phone(number, region):
+            number += digits[end] or ""
+            size = len(number.lstrip("+"))
+            if size > 15:
+                break
+            if (size in lengths or (number.startswith("+") and size >= 8)) and _is_phone(number, region):
                 found = (start, end + 1)
-        if found and not any(_overlaps(found, other) for other in claimed):
+        if found:
             spans.append(found)
             start = found[1]
         else:
-            start += 1
+            start = next((index for index in range(start + 1, run[1]) if _held(index, claimed)), run[1])
     return spans
+
+
+@lru_cache(maxsize=16)
+def _phone_lengths(region: str) -> frozenset[int]:
+    """Digit counts of a region's numbers, national or with its country code in front."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        return frozenset(range(7, 16))
+    national = set(metadata.general_desc.possible_length or range(7, 16))
+    code = len(str(metadata.country_code or ""))
+    return frozenset(national | {length + code for length in national})
 
 
 def _is_phone(number: str, region: str) -> bool:
@@ -466,7 +486,7 @@ def _ibans(tokens: list[str]) -> list[tuple[int, int]]:
 
 def _emails(tokens: list[str], words: list[str]) -> list[tuple[int, int]]:
     """Written ("ann@example.com") or spoken ("ann dot lee at example dot com")."""
-    spans = [(index, index + 1) for index, token in enumerate(tokens) if _EMAIL_TOKEN.search(token)]
+    spans = [(index, index + 1) for index, token in enumerate(tokens) if "@" in token and _EMAIL_TOKEN.search(token)]
     for at in (index for index, word in enumerate(words) if word == "at"):
         end = at + 1
         while end + 2 <= len(words) and words[end] and end + 1 < len(words) and words[end + 1] == "dot":
@@ -520,12 +540,10 @@ def _units(tokens: list[str]) -> tuple[list[str], list[int]]:
 
 def _map_span(source: list[str], target: list[str], span: tuple[int, int]) -> tuple[int, int] | None:
     """The target tokens that say what source[span] says."""
-    source_units, source_owners = _units(source)
-    target_units, target_owners = _units(target)
+    source_owners, target_owners, opcodes = _alignment(tuple(source), tuple(target))
     wanted = {unit for unit, owner in enumerate(source_owners) if span[0] <= owner < span[1]}
     hits = set()
-    matcher = difflib.SequenceMatcher(None, source_units, target_units, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for tag, i1, i2, j1, j2 in opcodes:
         inside = [unit for unit in range(i1, i2) if unit in wanted]
         if not inside or tag == "delete":
             continue
@@ -534,6 +552,19 @@ def _map_span(source: list[str], target: list[str], span: tuple[int, int]) -> tu
         else:
             hits.update(target_owners[j1:j2])
     return (min(hits), max(hits) + 1) if hits else None
+
+
+@lru_cache(maxsize=64)
+def _alignment(source: tuple[str, ...], target: tuple[str, ...]) -> tuple[list[int], list[int], list[tuple]]:
+    """Computed once per result however many entities it has (the cache holds a few recent results)."""
+    source_units, source_owners = _units(list(source))
+    target_units, target_owners = _units(list(target))
+    matcher = difflib.SequenceMatcher(None, source_units, target_units, autojunk=False)
+    return source_owners, target_owners, matcher.get_opcodes()
+
+
+def _held(token: int, claimed: list[tuple[int, int]]) -> bool:
+    return any(start <= token < end for start, end in claimed)
 
 
 def _overlaps(one: tuple[int, int], other: tuple[int, int]) -> bool:

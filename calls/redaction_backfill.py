@@ -22,6 +22,9 @@ from calls.models import TICKS_PER_MILLISECOND, Call, Participant, TranscriptSeg
 from calls.redaction import Redactor, Rules
 from calls.redaction_rules import count_redacted
 
+_SEGMENT_FIELDS = ["id", "sequence", "participant_raw_id", "text", "words", "offset_ticks", "duration_ticks"]
+_SEGMENT_FIELDS += ["redacted_types", "original_encrypted"]
+
 
 @dataclass
 class SegmentChange:
@@ -96,8 +99,8 @@ def call_changes(call: Call, rules: Rules) -> tuple[list[SegmentChange], list[_S
 def _segments(call: Call) -> Iterator[TranscriptSegment]:
     return (
         TranscriptSegment.objects.filter(call=call)
-        .only("id", "sequence", "participant_raw_id", "text", "words", "redacted_types", "original_encrypted")
-        .order_by("participant_raw_id", "offset_ticks", "sequence")
+        .only(*_SEGMENT_FIELDS)
+        .order_by("participant_raw_id", "sequence")
         .iterator(chunk_size=500)
     )
 
