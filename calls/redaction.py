@@ -46,7 +46,9 @@ _TENS = {"twenty": "2", "thirty": "3", "forty": "4", "fifty": "5", "sixty": "6",
 _TENS |= {"ninety": "9"}
 _NUMBER_WORDS = {**_UNITS, **{word: str(10 + index) for index, word in enumerate(_TEENS)}}
 _REPEATS = {"double": 2, "triple": 3}
-_PRECHECK = re.compile(r"[0-9@]|\bdot\b|\b(?:" + "|".join([*_NUMBER_WORDS, *_TENS, *_REPEATS]) + r")\b", re.IGNORECASE)
+_DIGIT_OR_AT = re.compile(r"[0-9@]")
+_LETTER_RUNS = re.compile(r"[a-z]+")
+_WORTH_A_LOOK = frozenset([*_NUMBER_WORDS, *_TENS, *_REPEATS, "dot"])
 _DIGIT_TOKEN = re.compile(r"\+?\(?\d+\)?(?:[-/.]\(?\d+\)?)*")
 _EDGE_PUNCTUATION = re.compile(r"^([^\w+(\[]*)(.*?)([^\w)\]]*)$", re.DOTALL)
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
@@ -114,6 +116,11 @@ class EarlierRedaction:
     entities: list[Entity]
 
 
+def _worth_a_look(text: str) -> bool:
+    """The pre-check: most results hold no digit, "@", number word or "dot", and cost only this."""
+    return bool(_DIGIT_OR_AT.search(text)) or not _WORTH_A_LOOK.isdisjoint(_LETTER_RUNS.findall(text.lower()))
+
+
 def placeholder(entity_type: str) -> str:
     return f"[{entity_type}]"
 
@@ -142,7 +149,7 @@ class Redactor:
         previous = self._last_final.get(speaker)
         claimed: list[Entity] = []
         earlier = None
-        if previous is not None and _PRECHECK.search(text):
+        if previous is not None and _worth_a_look(text):
             earlier, claimed = self._across(previous, text.split())
         result = _redact(text, words, self.rules, claimed_text=claimed)
         result.earlier = earlier
@@ -201,8 +208,8 @@ def _leading_run(tokens: list[str]) -> list[int]:
 
 def _redact(text: str, words: list[dict[str, Any]], rules: Rules, claimed_text: list[Entity]) -> Redaction:
     word_texts = [str(word.get("text", "")) for word in words]
-    nothing_to_find = not rules.custom and not claimed_text and not _PRECHECK.search(text)
-    if nothing_to_find and not (word_texts and _PRECHECK.search(" ".join(word_texts))):
+    nothing_to_find = not rules.custom and not claimed_text and not _worth_a_look(text)
+    if nothing_to_find and not (word_texts and _worth_a_look(" ".join(word_texts))):
         return Redaction(text, words)
     tokens = text.split()
     found = [(entity.type, entity.text_span, None) for entity in claimed_text]
@@ -290,7 +297,7 @@ def _detect(tokens: list[str], text: str, rules: Rules, claimed: list[tuple[int,
 
     for kind, span in _custom(tokens, text, rules):
         add(kind, span)
-    if not _PRECHECK.search(text):
+    if not _worth_a_look(text):
         return found
     digits = [_digits(token) for token in tokens]
     _expand_number_words(tokens, digits)
