@@ -8,10 +8,19 @@ from django.contrib import admin
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from calls import audit, control_views, search
+from calls import audit, control_views, redaction_rules, search  # noqa: F401 - its signals clear the rules cache
 from calls.display import call_page_context
 from calls.exports import export_transcript
-from calls.models import AccessLog, Call, CallEvent, Gap, MediaStream, Participant, TranscriptSegment
+from calls.models import (
+    AccessLog,
+    Call,
+    CallEvent,
+    Gap,
+    MediaStream,
+    Participant,
+    RedactionRule,
+    TranscriptSegment,
+)
 from calls.permissions import can_watch
 
 
@@ -176,3 +185,13 @@ class AccessLogAdmin(admin.ModelAdmin):
 
 
 admin.site.register([Participant, MediaStream, Gap, CallEvent])
+
+
+@admin.register(RedactionRule)
+class RedactionRuleAdmin(admin.ModelAdmin):
+    """A deployment's own redaction rules; the pattern is checked on save (RedactionRule's validator) and
+    applies to new results within a minute (calls/redaction_rules.py). Stored calls need redact_existing."""
+
+    list_display = ["label", "pattern", "enabled", "updated_at"]
+    list_filter = ["enabled"]
+    search_fields = ["label", "pattern"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 
@@ -299,6 +303,16 @@ class TranscriptSegment(models.Model):
         output_field=SearchVectorField(),
         db_persist=True,
     )
+    # Which entities were replaced by placeholders ("CARD", "SSN", …), and, only under
+    # REDACTION=redact_keep_original, the original text and words encrypted (calls/original_text.py).
+    # A database default too: finals are inserted with raw SQL that names its columns (calls/services.py).
+    redacted_types = ArrayField(
+        models.CharField(max_length=40),
+        default=list,
+        db_default=models.Value([], output_field=ArrayField(models.CharField(max_length=40))),
+        blank=True,
+    )
+    original_encrypted = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["call", "sequence"]
@@ -392,3 +406,35 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.action} {self.call_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+def validate_redaction_pattern(pattern: str) -> None:
+    try:
+        compiled = re.compile(pattern)
+    except re.error as error:
+        raise ValidationError(f"Not a valid regular expression: {error}.") from None
+    if compiled.fullmatch(""):
+        raise ValidationError("This pattern matches empty text; it must match something.")
+
+
+class RedactionRule(models.Model):
+    """A deployment's own kind of sensitive data: text matching `pattern` becomes [LABEL] (calls/redaction.py)."""
+
+    label = models.CharField(
+        max_length=40,
+        unique=True,
+        validators=[RegexValidator(r"^[A-Z][A-Z0-9_]*$", "Capital letters, digits and _, starting with a letter.")],
+        help_text="Shown as the placeholder: ACCOUNT becomes [ACCOUNT].",
+    )
+    pattern = models.TextField(
+        validators=[validate_redaction_pattern],
+        help_text="A Python regular expression, e.g. \\bAC-\\d{6}\\b. Matches are redacted as whole words.",
+    )
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["label"]
+
+    def __str__(self) -> str:
+        return f"[{self.label}] {self.pattern}"

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from compat.azure_sdk import SERIALIZATION_LOGGER as SDK_SERIALIZATION_LOGGER
@@ -269,6 +270,23 @@ LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=300)
 LIVE_SESSION_CHECK_SECONDS = env.float("LIVE_SESSION_CHECK_SECONDS", default=15.0)
 # Segments (and words, if ACS ever sends word confidences) below this are marked on the call page.
 LOW_CONFIDENCE_THRESHOLD = env.float("LOW_CONFIDENCE_THRESHOLD", default=0.6)
+
+# --- Redaction of sensitive data (calls/redaction.py; README.md says why `redact` is the default) ---
+REDACTION_MODES = ("off", "redact", "redact_keep_original")
+REDACTION = env.str("REDACTION", default="redact")
+if REDACTION not in REDACTION_MODES:
+    raise ImproperlyConfigured(f"REDACTION must be one of {', '.join(REDACTION_MODES)}, not {REDACTION!r}.")
+# Fernet keys (comma-separated) for originals kept under redact_keep_original: the first encrypts, all
+# decrypt, so a new key goes first and old ones stay until `manage.py redact_existing` has re-encrypted.
+REDACTION_KEYS = env.list("REDACTION_KEYS", default=[])
+if REDACTION == "redact_keep_original" and not REDACTION_KEYS:
+    raise ImproperlyConfigured("REDACTION=redact_keep_original needs REDACTION_KEYS (Fernet keys, comma-separated).")
+try:
+    [Fernet(key) for key in REDACTION_KEYS]
+except ValueError as error:
+    raise ImproperlyConfigured(f"REDACTION_KEYS must be Fernet keys (Fernet.generate_key()): {error}") from None
+# The region phone numbers without a country code are read in (ISO 3166 code, as phonenumbers takes it).
+REDACTION_PHONE_REGION = env.str("REDACTION_PHONE_REGION", default="US")
 
 # --- Security: limits, headers and the login lockout (README.md settings table, docs/deployment.md) ---
 # ACS and Event Grid post a handful of events per request; larger bodies get 413, more events 400.
