@@ -231,6 +231,10 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
             if sequence <= self.last_sequence:
                 return
         self.last_sequence = sequence
+        if event["type"] in ("call", "stream"):
+            # What the page shows besides the transcript is read afresh, so it renders the same
+            # description of the call as a reload would (participants, gaps and audio included).
+            event = {**event, "view": await database_sync_to_async(live.call_view)(self.call_id)}
         await self.send_json(event)
 
     async def _send_state(self, after: int | None) -> None:

@@ -11,6 +11,7 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils.crypto import constant_time_compare
 
+from calls import display
 from calls.models import Call, TranscriptSegment
 from streaming import events
 
@@ -56,7 +57,7 @@ def call_state(call_id: str, after: int | None) -> dict[str, Any]:
     The call row is read first: a sequence number becomes visible only when the transaction that took
     it commits, so every segment numbered up to `last_sequence` is already readable.
     """
-    call = Call.objects.get(pk=call_id)
+    call = Call.objects.prefetch_related("participants", "streams", "gaps").get(pk=call_id)
     segments = (
         TranscriptSegment.objects.filter(call=call, sequence__lte=call.last_sequence)
         .select_related("participant")
@@ -69,6 +70,7 @@ def call_state(call_id: str, after: int | None) -> dict[str, Any]:
         "call_id": str(call.id),
         "sequence": call.last_sequence,
         "call": events.call_payload(call),
+        "view": display.call_view(call),
         "participants": [
             {"raw_id": participant.raw_id, "label": participant.label, "kind": participant.kind}
             for participant in call.participants.all()
@@ -76,6 +78,12 @@ def call_state(call_id: str, after: int | None) -> dict[str, Any]:
         "streams": [events.stream_payload(stream) for stream in call.streams.all()],
         "segments": [events.segment_payload(segment) for segment in segments],
     }
+
+
+def call_view(call_id: str) -> dict[str, Any]:
+    """The call page's description of the call as it stands (calls.display.call_view), which the feed
+    adds to each call and stream event it sends a call page."""
+    return display.call_view(Call.objects.prefetch_related("participants", "streams", "gaps").get(pk=call_id))
 
 
 def calls_state() -> dict[str, Any]:
