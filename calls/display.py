@@ -158,5 +158,6 @@ def call_page_context(call: Call) -> dict[str, Any]:
         "view": call_view(call),
         "turns": speaker_turns(segments),
         "audio_shift_ms": audio_shift_ms(call),
+        "audio_capture": settings.AUDIO_CAPTURE,  # without it no track can appear while the page is open
         "low_confidence_threshold": settings.LOW_CONFIDENCE_THRESHOLD,
     }
