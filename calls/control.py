@@ -290,8 +290,8 @@ def _stop_stream(call_id: uuid.UUID, stream: StreamKind, user: User) -> Call:
         _undo(call_id, stream, previous, Status.STOPPING, error)
         raise
     with transaction.atomic():
-        call = locked_call(call_id)
-        stream_state.apply(call, stream, stream_state.Event.STOP_ACCEPTED, detail=f"stopped by {user_name(user)}.")
+        stopped_by = f"stopped by {user_name(user)}."
+        stream_state.apply(locked_call(call_id), stream, stream_state.Event.STOP_ACCEPTED, detail=stopped_by)
     return call
 
 

@@ -234,7 +234,9 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         if event["type"] in ("call", "stream"):
             # What the page shows besides the transcript is read afresh, so it renders the same
             # description of the call as a reload would (participants, gaps and audio included).
-            event = {**event, "view": await database_sync_to_async(live.call_view)(self.call_id)}
+            view = await database_sync_to_async(live.call_view)(self.call_id)
+            if view is not None:
+                event = {**event, "view": view}
         await self.send_json(event)
 
     async def _send_state(self, after: int | None) -> None:

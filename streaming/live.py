@@ -80,10 +80,11 @@ def call_state(call_id: str, after: int | None) -> dict[str, Any]:
     }
 
 
-def call_view(call_id: str) -> dict[str, Any]:
+def call_view(call_id: str) -> dict[str, Any] | None:
     """The call page's description of the call as it stands (calls.display.call_view), which the feed
-    adds to each call and stream event it sends a call page."""
-    return display.call_view(Call.objects.prefetch_related("participants", "streams", "gaps").get(pk=call_id))
+    adds to each call and stream event it sends a call page; None once the call has been deleted."""
+    call = Call.objects.prefetch_related("participants", "streams", "gaps").filter(pk=call_id).first()
+    return display.call_view(call) if call is not None else None
 
 
 def calls_state() -> dict[str, Any]:
