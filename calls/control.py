@@ -7,31 +7,27 @@ round trip never holds the call's row lock (webhooks and the media socket need i
 or cannot be reached, the status is put back and a "Callscribe.AcsError" event is recorded.
 
 ACS confirms through callbacks (MediaStreamingStarted, CallDisconnected, ...): calls/webhooks.py
-moves the statuses from starting/stopping to active/inactive.
+moves the statuses from starting/stopping to active/inactive. Which status and gaps each of these
+steps leads to is calls/stream_state.py's to decide.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from calls import acs, live_events, participants, services
+from calls import acs, live_events, participants, services, stream_state
 from calls.acs import AcsError
-from calls.models import Call, CallEvent, Gap, MediaStream, RecoveryJob
+from calls.models import Call, CallEvent, RecoveryJob
+from calls.stream_state import MEDIA, STREAM_KINDS, TRANSCRIPTION, StreamKind
 
 Status = Call.StreamStatus
-# ACS closes a call's media sockets when the call ends, and its CallDisconnected callback may come a
-# moment after they closed: a socket that closed this shortly before the end was closed by the end.
-CALL_END_GRACE = timedelta(seconds=5)
 User = AbstractBaseUser | AnonymousUser | None
 
 PHONE_NUMBER = re.compile(r"\+[1-9]\d{6,14}")  # E.164
@@ -50,37 +46,6 @@ class WrongState(ControlError):
 
 class InvalidRequest(ControlError):
     """The action was given input it cannot use (a malformed phone number or locale)."""
-
-
-@dataclass(frozen=True)
-class StreamKind:
-    """Media streaming or transcription: which Call fields, labels and ACS requests belong to it."""
-
-    kind: str  # MediaStream.Kind
-    label: str
-    status_field: str
-    wanted_field: str
-    event_name: str  # in Callscribe's own event types, e.g. "Callscribe.StreamingStopRequested"
-    change: str  # the live-feed change name
-
-
-MEDIA = StreamKind(
-    MediaStream.Kind.AUDIO,
-    "Media streaming",
-    "media_streaming_status",
-    "media_streaming_wanted",
-    "Streaming",
-    "streaming",
-)
-TRANSCRIPTION = StreamKind(
-    MediaStream.Kind.TRANSCRIPTION,
-    "Transcription",
-    "transcription_status",
-    "transcription_wanted",
-    "Transcription",
-    "transcription",
-)
-STREAM_KINDS = (MEDIA, TRANSCRIPTION)
 
 
 # --- pieces shared with calls/webhooks.py and calls/recovery.py ------------------------------------
@@ -102,28 +67,6 @@ def user_name(user: User) -> str:
     return user.get_username() if user is not None and user.is_authenticated else "Callscribe"
 
 
-def open_gaps(call: Call, stream: StreamKind) -> Any:
-    # Gaps opened before any socket connected have no stream record; their detail names the kind.
-    return Gap.objects.filter(call=call, ended_at__isnull=True).filter(
-        Q(stream__kind=stream.kind) | Q(stream__isnull=True, detail__startswith=stream.label)
-    )
-
-
-def open_gap(call: Call, stream: StreamKind, reason: str, detail: str) -> Gap | None:
-    """Start a gap for the kind of stream, unless one is already open (a drop then a failure is one gap)."""
-    if open_gaps(call, stream).exists():
-        return None
-    latest = call.streams.filter(kind=stream.kind).order_by("-connected_at", "-id").first()
-    return Gap.objects.create(
-        call=call, stream=latest, reason=reason, started_at=timezone.now(), detail=f"{stream.label} {detail}"
-    )
-
-
-def close_gaps(call: Call, stream: StreamKind | None = None) -> None:
-    gaps = Gap.objects.filter(call=call, ended_at__isnull=True) if stream is None else open_gaps(call, stream)
-    gaps.update(ended_at=timezone.now())
-
-
 def finish_recovery_jobs(call: Call, outcome: str, kind: str | None = None) -> None:
     """Mark a call's waiting recovery jobs done. A job a worker is running right now is locked and
     skipped, not waited for: the worker re-reads the call when it runs the job again."""
@@ -139,11 +82,8 @@ def end_call(call: Call, *, state: str, reason: str) -> None:
     call.state = state
     call.ended_at = call.ended_at or timezone.now()
     call.end_reason = reason
-    call.media_streaming_status = call.transcription_status = Status.INACTIVE
-    Gap.objects.filter(
-        call=call, reason=Gap.Reason.SOCKET_DROP, ended_at__isnull=True, started_at__gte=call.ended_at - CALL_END_GRACE
-    ).delete()
-    close_gaps(call)
+    for stream in STREAM_KINDS:
+        stream_state.apply(call, stream, stream_state.Event.CALL_ENDED)
     finish_recovery_jobs(call, "The call ended.")
     fields = ["state", "ended_at", "end_reason", "media_streaming_status", "transcription_status"]
     live_events.save_with_sequence(call, fields, "state")
@@ -301,13 +241,8 @@ def _start_stream(call_id: uuid.UUID, stream: StreamKind, user: User) -> Call:
     with transaction.atomic():
         call = locked_call(call_id)
         _require_connected(call)
-        status = getattr(call, stream.status_field)
-        if status in (Status.ACTIVE, Status.STARTING):
-            raise WrongState(f"{stream.label} is already {status}.")
-        if status == Status.STOPPING:
-            raise WrongState(f"{stream.label} is still stopping; try again in a moment.")
-        previous = _stream_state(call, stream)
-        _set_stream(call, stream, status=Status.STARTING, wanted=True)
+        previous = stream_state.state_of(call, stream)
+        _change_stream(call, stream, stream_state.Event.STAFF_START)
         finish_recovery_jobs(call, f"Started again by {user_name(user)}.", stream_job_kind(stream))
         record_event(
             call, f"Callscribe.{stream.event_name}StartRequested", f"{user_name(user)} started {_lower(stream)}"
@@ -326,20 +261,17 @@ def _stop_stream(call_id: uuid.UUID, stream: StreamKind, user: User) -> Call:
         call = locked_call(call_id)
         if not call.is_live:
             raise WrongState("The call has ended.")
-        status = getattr(call, stream.status_field)
-        if status == Status.INACTIVE:
-            raise WrongState(f"{stream.label} is not active.")
-        if status == Status.STOPPING:
-            raise WrongState(f"{stream.label} is already stopping.")
-        previous = _stream_state(call, stream)
+        previous = stream_state.state_of(call, stream)
+        transition = stream_state.next_state(previous, stream_state.Event.STAFF_STOP, stream_state.facts(call))
+        if transition.refused:
+            raise WrongState(f"{stream.label} is {transition.refused}.")
         finish_recovery_jobs(call, f"Stopped by {user_name(user)}.", stream_job_kind(stream))
         record_event(call, f"Callscribe.{stream.event_name}StopRequested", message)
-        if status == Status.FAILED:
-            # Nothing is streaming to stop: stop wanting it, so recovery stops trying.
-            _set_stream(call, stream, status=Status.INACTIVE, wanted=False)
+        if transition.state.status == Status.INACTIVE:  # it had failed: nothing is streaming to stop
+            _change_stream(call, stream, stream_state.Event.STAFF_STOP)
             return call
         _require_connected(call)
-        _set_stream(call, stream, status=Status.STOPPING, wanted=False)
+        _change_stream(call, stream, stream_state.Event.STAFF_STOP)
     try:
         if stream is MEDIA:
             acs.stop_media_streaming(call.call_connection_id or "")
@@ -349,7 +281,8 @@ def _stop_stream(call_id: uuid.UUID, stream: StreamKind, user: User) -> Call:
         _undo(call_id, stream, previous, Status.STOPPING, error)
         raise
     with transaction.atomic():
-        open_gap(locked_call(call_id), stream, Gap.Reason.STOPPED_BY_STAFF, f"stopped by {user_name(user)}.")
+        stopped_by = f"stopped by {user_name(user)}."
+        stream_state.apply(locked_call(call_id), stream, stream_state.Event.STOP_ACCEPTED, detail=stopped_by)
     return call
 
 
@@ -390,24 +323,25 @@ def _require_connected(call: Call) -> None:
         raise WrongState("The call is not connected yet.")
 
 
-def _stream_state(call: Call, stream: StreamKind) -> tuple[str, bool]:
-    return getattr(call, stream.status_field), getattr(call, stream.wanted_field)
-
-
-def _set_stream(call: Call, stream: StreamKind, *, status: str, wanted: bool) -> None:
-    setattr(call, stream.status_field, status)
-    setattr(call, stream.wanted_field, wanted)
+def _change_stream(call: Call, stream: StreamKind, event: stream_state.Event) -> None:
+    """Apply a staff request to a locked call, or raise WrongState when its status does not allow it."""
+    transition, _ = stream_state.apply(call, stream, event)
+    if transition.refused:
+        raise WrongState(f"{stream.label} is {transition.refused}.")
     live_events.save_with_sequence(call, [stream.status_field, stream.wanted_field], stream.change)
 
 
-def _undo(call_id: uuid.UUID, stream: StreamKind, previous: tuple[str, bool], tried: str, error: AcsError) -> None:
+def _undo(
+    call_id: uuid.UUID, stream: StreamKind, previous: stream_state.StreamState, tried: str, error: AcsError
+) -> None:
     """Put the status back after ACS refused, unless a callback has changed it meanwhile."""
     with transaction.atomic():
         call = locked_call(call_id)
         record_event(call, "Callscribe.AcsError", error.message, status_code=error.status_code)
-        if getattr(call, stream.status_field) == tried:
-            status, wanted = previous
-            _set_stream(call, stream, status=status, wanted=wanted)
+        now = stream_state.state_of(call, stream)
+        if now.status == tried:
+            stream_state.set_state(call, stream, stream_state.after_refusal(now, tried, previous))
+            live_events.save_with_sequence(call, [stream.status_field, stream.wanted_field], stream.change)
 
 
 # --- hanging up ------------------------------------------------------------------------------------------

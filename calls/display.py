@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -89,16 +89,62 @@ def clock(milliseconds: int | float | None) -> str:
 
 
 def control_states(call: Call) -> dict[str, bool]:
-    """Which control buttons apply to the call as it stands (static/calls/live.js mirrors this)."""
+    """Which control buttons apply to the call as it stands: none once it has ended."""
     status = Call.StreamStatus
     startable = (status.INACTIVE, status.FAILED)
     stoppable = (status.ACTIVE, status.STARTING)
+    live = call.is_live
     return {
-        "streaming_start": call.media_streaming_status in startable,
-        "streaming_stop": call.media_streaming_status in stoppable,
-        "transcription_start": call.transcription_status in startable,
-        "transcription_stop": call.transcription_status in stoppable,
-        "hangup": call.is_live,
+        "streaming_start": live and call.media_streaming_status in startable,
+        "streaming_stop": live and call.media_streaming_status in stoppable,
+        "transcription_start": live and call.transcription_status in startable,
+        "transcription_stop": live and call.transcription_status in stoppable,
+        "hangup": live,
+    }
+
+
+def _percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.0%}"
+
+
+def _time_of_day(moment: datetime) -> str:
+    return dateformat.format(timezone.localtime(moment), "H:i:s")
+
+
+def call_view(call: Call) -> dict[str, Any]:
+    """The call page's description of the call: every fact, label and rule the page shows outside the
+    transcript, as text. The page renders it when it loads (templates/calls/call_detail.html) and
+    static/calls/live.js renders the same description from the live feed's snapshots and call and
+    stream events, so a page watched live reads like the page reloaded. Needs the call's
+    participants, streams and gaps prefetched (or costs a query each)."""
+    streams, gaps = list(call.streams.all()), list(call.gaps.all())
+    coverage = call_coverage(call, streams, gaps)
+    return {
+        "live": call.is_live,
+        "state": call.get_state_display(),
+        "media_streaming_status": call.get_media_streaming_status_display(),
+        "transcription_status": call.get_transcription_status_display(),
+        "ended_at": shown_time(call.ended_at),
+        "ended_at_iso": call.ended_at.isoformat() if call.ended_at else "",
+        "end_reason": call.end_reason,
+        "since": (call.connected_at or call.created_at).isoformat(),
+        "duration": clock(coverage.duration.total_seconds() * 1000),
+        "coverage": f"streamed {_percent(coverage.streamed)}, transcribed {_percent(coverage.transcribed)}",
+        "controls": control_states(call),
+        "participants": [
+            {"raw_id": participant.raw_id, "label": participant.label} for participant in call.participants.all()
+        ],
+        "audio_tracks": [asdict(track) for track in audio_tracks(call)],
+        "gaps": [
+            {
+                "reason": gap.reason,
+                "reason_label": gap.get_reason_display(),
+                "from": _time_of_day(gap.started_at),
+                "to": _time_of_day(gap.ended_at) if gap.ended_at else "still open",
+                "detail": gap.detail,
+            }
+            for gap in gaps
+        ],
     }
 
 
@@ -108,12 +154,9 @@ def call_page_context(call: Call) -> dict[str, Any]:
     so the live feed resumes `?after=` exactly there without losing or repeating a line."""
     return {
         "call": call,
+        "view": call_view(call),
         "turns": speaker_turns(call.snapshot_segments()),
-        "coverage": call_coverage(call, call.streams.all(), call.gaps.all()),
-        "gaps": list(call.gaps.all()),
-        "audio_tracks": audio_tracks(call),
         "audio_shift_ms": audio_shift_ms(call),
+        "audio_capture": settings.AUDIO_CAPTURE,  # without it no track can appear while the page is open
         "low_confidence_threshold": settings.LOW_CONFIDENCE_THRESHOLD,
-        "controls": control_states(call),
-        "state_labels": dict(Call.State.choices),
     }

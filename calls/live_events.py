@@ -42,6 +42,7 @@ class SegmentPayload(TypedDict):
     confidence: float | None
     start_ms: float
     end_ms: float
+    clock: str  # start_ms as the page shows it (calls.display.clock)
     words: list[WordPayload]
     received_at: str
 
@@ -103,6 +104,7 @@ class PartialText(TypedDict):
     speaker: str  # from the raw id alone: a page that knows the participant's display name shows that
     text: str
     start_ms: float
+    clock: str  # start_ms as the page shows it (calls.display.clock)
     sent_at: float  # time.time() when published, so the benchmark can measure live latency
 
 
@@ -120,6 +122,7 @@ def segment_payload(segment: TranscriptSegment) -> SegmentPayload:
         "confidence": segment.confidence,
         "start_ms": ticks_to_ms(segment.offset_ticks),
         "end_ms": ticks_to_ms(segment.end_ticks),
+        "clock": display.clock(ticks_to_ms(segment.offset_ticks)),
         "words": [
             {
                 "text": word.get("text", ""),
@@ -195,6 +198,7 @@ def partial_event(call_id: uuid.UUID, participant: str, text: str, offset_ticks:
         "speaker": raw_id_label(participant) or "Unknown speaker",
         "text": text,
         "start_ms": ticks_to_ms(offset_ticks),
+        "clock": display.clock(ticks_to_ms(offset_ticks)),
         "sent_at": time.time(),
     }
 

@@ -29,10 +29,10 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from calls import acs, control, live_events
+from calls import acs, control, live_events, stream_state
 from calls.acs import AcsError
-from calls.control import MEDIA, TRANSCRIPTION, StreamKind
 from calls.models import Call, Gap, MediaStream, RecoveryJob
+from calls.stream_state import MEDIA, TRANSCRIPTION, StreamKind
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +98,9 @@ def _sweep_dropped_sockets(now: datetime) -> int:
 
 
 def _stream_lost(call: Call, stream: StreamKind) -> bool:
-    # Still "active" means ACS has said nothing since the drop (a callback would have changed it).
-    if call.state != Call.State.CONNECTED or not getattr(call, stream.wanted_field):
+    transition, _ = stream_state.apply(call, stream, stream_state.Event.RECOVERY_LOST)
+    if not transition.recover:
         return False
-    if getattr(call, stream.status_field) != Status.ACTIVE:
-        return False
-    setattr(call, stream.status_field, Status.FAILED)
     live_events.save_with_sequence(call, [stream.status_field], stream.change)
     message = f"{stream.label} socket dropped and was not back within {SOCKET_GRACE.seconds} s"
     control.record_event(call, "Callscribe.StreamLost", message)
@@ -185,9 +182,9 @@ def _restart_stream(job: RecoveryJob, call: Call, stream: StreamKind) -> None:
         call = control.locked_call(call.pk)
         # STARTING is set while this worker still holds the job, so a quick Started callback (which
         # waits for the call's row lock) can only come after it and make it active.
-        if getattr(call, stream.status_field) != Status.ACTIVE:
-            setattr(call, stream.status_field, Status.STARTING)
-            live_events.save_with_sequence(call, [stream.status_field], stream.change)
+        _, changed = stream_state.apply(call, stream, stream_state.Event.RECOVERY_RESTARTING)
+        if changed:
+            live_events.save_with_sequence(call, changed, stream.change)
         control.record_event(call, "Callscribe.RecoveryRestartRequested", f"{stream.label}: try {job.attempts}")
     # Not finished yet: the Started callback finishes it; if none comes, this runs again.
     _retry(job, backoff(job.attempts))
@@ -215,7 +212,7 @@ def _restart_failed(job: RecoveryJob, call: Call, stream: StreamKind, error: Acs
             return _finish(job, "ACS no longer knows the call.")
         if job.attempts < MAX_ATTEMPTS:
             return _retry(job, backoff(job.attempts))
-        setattr(call, stream.status_field, Status.FAILED)
+        stream_state.apply(call, stream, stream_state.Event.RECOVERY_GAVE_UP)
         live_events.save_with_sequence(call, [stream.status_field], stream.change)
         message = f"{stream.label} could not be restarted after {job.attempts} tries: {error.message}"
         control.record_event(call, "Callscribe.RecoveryGaveUp", message)

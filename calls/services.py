@@ -21,7 +21,7 @@ from typing import Any
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from calls import live_events, participants
+from calls import live_events, participants, stream_state
 from calls.models import Call, Gap, MediaStream, Participant, TranscriptSegment
 from compat import django_db
 
@@ -104,9 +104,10 @@ def open_stream(
 ) -> MediaStream:
     """Record that a media or transcription socket is streaming for a call.
 
-    A reconnect with the same subscription continues the same stream record and closes the gap the
-    drop left. Without a subscription id (a reconnect that did not resend metadata) the call's latest
-    stream of that kind is continued.
+    A reconnect with the same subscription continues the same stream record. Without a subscription
+    id (a reconnect that did not resend metadata) the call's latest stream of that kind is continued.
+    Whether the stream is now active, and whether the gap a drop left closes, is
+    `stream_state.Event.SOCKET_OPENED`'s rule.
 
     Streams are opened and closed only with their call locked, so the stream row needs no lock or
     get_or_create of its own, and the call's ids, status and next live-feed number go in one UPDATE:
@@ -117,8 +118,10 @@ def open_stream(
     stream = _find_stream(call, kind, subscription_id)
     if stream is None:
         stream = MediaStream(call=call, kind=kind, subscription_id=subscription_id or "")
-    else:
-        Gap.objects.filter(stream=stream, ended_at__isnull=True).update(ended_at=now)
+    # Before the stream is saved: a new record has no gaps to close, and no query is spent on them.
+    _, changed_status = stream_state.apply(
+        call, stream_state.kind_of(kind), stream_state.Event.SOCKET_OPENED, record=stream
+    )
     changed_stream_fields = ["connected_at", "disconnected_at", "connection_count"]
     if metadata is not None:
         for field, value in vars(metadata).items():
@@ -131,10 +134,7 @@ def open_stream(
     stream.save(update_fields=changed_stream_fields if stream.pk else None)
 
     changed_call_fields = learn_acs_ids(call, call_connection_id=call_connection_id, correlation_id=correlation_id)
-    status_field = "media_streaming_status" if kind == MediaStream.Kind.AUDIO else "transcription_status"
-    if getattr(call, status_field) != Call.StreamStatus.ACTIVE:
-        setattr(call, status_field, Call.StreamStatus.ACTIVE)
-        changed_call_fields.append(status_field)
+    changed_call_fields += changed_status
     live_events.save_with_sequence(call, changed_call_fields, stream=stream)
     return stream
 
@@ -188,8 +188,8 @@ def add_stream_counters(counters: Mapping[int, Mapping[str, int]]) -> None:
 
 @transaction.atomic
 def close_stream(*, stream_id: int, counters: dict[str, int]) -> None:
-    """Record that a stream's socket closed. While the call is live and nobody asked streaming to
-    stop, that is a drop: a gap is opened, and closed when ACS reconnects."""
+    """Record that a stream's socket closed: a drop while the stream was active opens a gap
+    (`stream_state.Event.SOCKET_CLOSED`), closed when it is active again."""
     now = timezone.now()
     stream = MediaStream.objects.get(pk=stream_id)
     # Lock the call first (as open_stream and the webhooks do), so a drop racing ACS's failure
@@ -198,9 +198,7 @@ def close_stream(*, stream_id: int, counters: dict[str, int]) -> None:
     add_stream_counters({stream_id: counters})
     stream.disconnected_at = now
     stream.save(update_fields=["disconnected_at"])
-    status = call.media_streaming_status if stream.kind == MediaStream.Kind.AUDIO else call.transcription_status
-    if call.is_live and status == Call.StreamStatus.ACTIVE:
-        Gap.objects.create(call=call, stream=stream, reason=Gap.Reason.SOCKET_DROP, started_at=now)
+    stream_state.apply(call, stream_state.kind_of(stream.kind), stream_state.Event.SOCKET_CLOSED, record=stream)
     live_events.save_with_sequence(call, [], stream=stream)
 
 

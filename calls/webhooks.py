@@ -29,13 +29,13 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from calls import answering, control, live_events, participants, recovery
+from calls import answering, control, live_events, participants, recovery, stream_state
 from calls.acs import ConnectionInfo
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
-from calls.control import MEDIA, TRANSCRIPTION, StreamKind
-from calls.models import Call, CallEvent, Gap
+from calls.models import Call, CallEvent
 from calls.participants import Presence
 from calls.stored_text import NUL_ESCAPE_BYTES
+from calls.stream_state import MEDIA, TRANSCRIPTION, StreamKind
 from calls.tokens import unsign_callback_token
 
 logger = logging.getLogger(__name__)
@@ -283,33 +283,27 @@ def _raw_id(identifier: object) -> str:
 
 
 def _stream_started(call: Call, stream: StreamKind, data: dict[str, Any]) -> None:
-    if not getattr(call, stream.wanted_field) or getattr(call, stream.status_field) == Status.STOPPING:
-        # A late notice (callbacks are not ordered, reference 3.1) for a stream staff have since
-        # asked to stop: it must not mark it active again or close the gap the stop opened.
-        return
-    setattr(call, stream.status_field, Status.ACTIVE)
+    transition, _ = stream_state.apply(call, stream, stream_state.Event.ACS_STARTED)
+    if transition.state.status != Status.ACTIVE:
+        return  # a late notice for a stream staff have since asked to stop (see calls/stream_state.py)
     live_events.save_with_sequence(call, [stream.status_field], stream.change)
-    control.close_gaps(call, stream)
     control.finish_recovery_jobs(call, f"{stream.label} is running again.", control.stream_job_kind(stream))
 
 
 def _stream_stopped(call: Call, stream: StreamKind, data: dict[str, Any]) -> None:
-    setattr(call, stream.status_field, Status.INACTIVE)
-    live_events.save_with_sequence(call, [stream.status_field], stream.change)
-    if getattr(call, stream.wanted_field) and call.state in (Call.State.CONNECTING, Call.State.CONNECTED):
-        _lost(call, stream, "stopped without being asked to")
+    _stream_ended(call, stream, stream_state.Event.ACS_STOPPED, "stopped without being asked to")
 
 
 def _stream_failed(call: Call, stream: StreamKind, data: dict[str, Any]) -> None:
-    setattr(call, stream.status_field, Status.FAILED)
+    what = f"failed: {_result_message(data) or 'no reason given'}"
+    _stream_ended(call, stream, stream_state.Event.ACS_FAILED, what)
+
+
+def _stream_ended(call: Call, stream: StreamKind, event: stream_state.Event, what: str) -> None:
+    transition, _ = stream_state.apply(call, stream, event, detail=what)
     live_events.save_with_sequence(call, [stream.status_field], stream.change)
-    if getattr(call, stream.wanted_field) and call.state in (Call.State.CONNECTING, Call.State.CONNECTED):
-        _lost(call, stream, f"failed: {_result_message(data) or 'no reason given'}")
-
-
-def _lost(call: Call, stream: StreamKind, what: str) -> None:
-    control.open_gap(call, stream, Gap.Reason.ACS_FAILURE, what)
-    recovery.schedule_restart(call, stream, f"{stream.label} {what}")
+    if transition.recover:
+        recovery.schedule_restart(call, stream, f"{stream.label} {what}")
 
 
 STREAM_EVENTS = {

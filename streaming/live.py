@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from calls import live_events
+from calls import display, live_events
 from calls.models import Call
 
 LIST_FEED_CALLS = 200
@@ -26,12 +26,13 @@ def call_state_now(call_id: uuid.UUID) -> str | None:
 
 def call_state(call_id: str, after: int | None) -> dict[str, Any]:
     """The call as it stands, with its final segments numbered above `after` (all of them when None)."""
-    call = Call.objects.get(pk=call_id)
+    call = Call.objects.prefetch_related("participants", "streams", "gaps").get(pk=call_id)
     return {
         "type": "snapshot" if after is None else "resume",
         "call_id": str(call.id),
         "sequence": call.last_sequence,
         "call": live_events.call_payload(call),
+        "view": display.call_view(call),
         "participants": [
             {"raw_id": participant.raw_id, "label": participant.label, "kind": participant.kind}
             for participant in call.participants.all()
@@ -39,6 +40,13 @@ def call_state(call_id: str, after: int | None) -> dict[str, Any]:
         "streams": [live_events.stream_payload(stream) for stream in call.streams.all()],
         "segments": [live_events.segment_payload(segment) for segment in call.snapshot_segments(after)],
     }
+
+
+def call_view(call_id: str) -> dict[str, Any] | None:
+    """The call page's description of the call as it stands (calls.display.call_view), which the feed
+    adds to each call and stream event it sends a call page; None once the call has been deleted."""
+    call = Call.objects.prefetch_related("participants", "streams", "gaps").filter(pk=call_id).first()
+    return display.call_view(call) if call is not None else None
 
 
 def calls_state() -> dict[str, Any]:

@@ -100,6 +100,12 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
             if sequence <= self.last_sequence:
                 return
         self.last_sequence = sequence
+        if event["type"] in ("call", "stream"):
+            # What the page shows besides the transcript is read afresh, so it renders the same
+            # description of the call as a reload would (participants, gaps and audio included).
+            view = await database_sync_to_async(live.call_view)(self.call_id)
+            if view is not None:
+                event = {**event, "view": view}
         await self.send_json(event)
 
     async def _send_state(self, after: int | None) -> None:

@@ -5,6 +5,11 @@
 // ws/calls/<id>/?after=N sends a snapshot (or "resume") with the final segments numbered above N, then
 // deltas in sequence order. Segments are deduplicated by sequence here as well, so a reconnect never
 // repeats a line.
+//
+// The call page renders what the server describes and decides nothing itself: the snapshot and every
+// call and stream event carry the page's description of the call (calls/display.py call_view: labels,
+// which controls apply, participants, audio tracks, gaps, whether the call is live), the same one the
+// page was rendered from, and segments carry their clock text.
 
 const SESSION_ENDED_CODE = 4401;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
@@ -20,7 +25,9 @@ function element(tag, className, text) {
   return node;
 }
 
-function clock(milliseconds) {
+// The one text the page makes itself: a live call's duration, ticking between server messages, in the
+// form calls/display.py clock gives every other time.
+function runningClock(milliseconds) {
   const total = Math.max(0, Math.floor((milliseconds || 0) / 1000));
   const hours = Math.floor(total / 3600);
   const minutes = Math.floor((total % 3600) / 60);
@@ -52,7 +59,7 @@ function tickDurations() {
   for (const node of document.querySelectorAll("[data-since]")) {
     const since = Date.parse(node.dataset.since);
     const until = node.dataset.until ? Date.parse(node.dataset.until) : Date.now();
-    if (!Number.isNaN(since)) node.textContent = clock(until - since);
+    if (!Number.isNaN(since)) node.textContent = runningClock(until - since);
   }
 }
 
@@ -61,14 +68,20 @@ function tickDurations() {
 const STATUS_TEXT = {
   connecting: "Connecting…",
   live: "Live updates on",
+  "call-ended": "The call has ended",
   reconnecting: "Connection lost, reconnecting…",
   "session-ended": "Your session has ended. Reload the page to log in again.",
 };
 
+// The socket's own state; a call page whose call has ended says so instead of "live".
+const socketStatus = { state: "connecting", callEnded: false };
+
 function showStatus(state) {
+  socketStatus.state = state;
+  const shown = state === "live" && socketStatus.callEnded ? "call-ended" : state;
   for (const node of document.querySelectorAll("[data-live-status]")) {
-    node.textContent = STATUS_TEXT[state] || state;
-    node.dataset.state = state;
+    node.textContent = STATUS_TEXT[shown] || shown;
+    node.dataset.state = shown;
   }
 }
 
@@ -235,16 +248,12 @@ class Transcript {
     if (message.type === "snapshot" || message.type === "resume") {
       for (const participant of message.participants || []) this.labels.set(participant.raw_id, participant.label);
       for (const segment of message.segments || []) this.addSegment(segment);
-      this.updateCall(message.call);
     } else if (message.type === "segment") {
       this.addSegment(message.segment);
     } else if (message.type === "partial") {
       this.showPartial(message);
-    } else if (message.type === "call") {
-      this.updateCall(message.call);
-    } else if (message.type === "stream") {
-      this.updateStream(message.stream);
     }
+    if (message.view) renderCall(message.view);
     if (Number.isInteger(message.sequence)) this.lastSequence = Math.max(this.lastSequence, message.sequence);
   }
 
@@ -296,7 +305,7 @@ class Transcript {
       this.partials.set(participant, line);
     }
     line.dataset.startMs = String(startMs);
-    line.querySelector(".time").textContent = clock(startMs);
+    line.querySelector(".time").textContent = message.clock;
     line.querySelector(".text").textContent = message.text;
     this.changed();
   }
@@ -350,31 +359,12 @@ class Transcript {
       word.dataset.endMs = String(Math.floor(words[index].end_ms));
       text.append(word);
     });
-    line.append(element("span", "time", clock(segment.start_ms)), " ", text);
+    line.append(element("span", "time", segment.clock), " ", text);
     if (this.isLowConfidence(segment.confidence)) {
       line.classList.add("low-confidence");
       line.append(" ", element("span", "confidence-note", `low confidence (${Math.round(segment.confidence * 100)}%)`));
     }
     return line;
-  }
-
-  updateCall(call) {
-    if (!call) return;
-    setCallField("state", stateLabel(call.state));
-    setCallField("media_streaming_status", statusLabel(call.media_streaming_status));
-    setCallField("transcription_status", statusLabel(call.transcription_status));
-    setCallField("end_reason", call.end_reason || "");
-    for (const node of document.querySelectorAll('[data-shown-with="end_reason"]')) node.hidden = !call.end_reason;
-    if (call.ended_at) {
-      setCallField("ended_at", call.ended_at_shown);
-      for (const node of document.querySelectorAll("[data-since]")) node.dataset.until = call.ended_at;
-    }
-    for (const listener of callListeners) listener(call);
-  }
-
-  updateStream(stream) {
-    const field = stream.kind === "audio" ? "media_streaming_status" : "transcription_status";
-    setCallField(field, stream.connected ? "Active" : "Disconnected");
   }
 
   onScroll() {
@@ -418,6 +408,52 @@ function setCallField(name, value) {
   for (const node of document.querySelectorAll(`[data-call-field="${name}"]`)) node.textContent = value;
 }
 
+// Mirrors templates/calls/call_detail.html: both render calls/display.py call_view.
+function renderCall(view) {
+  setCallField("state", view.state);
+  setCallField("media_streaming_status", view.media_streaming_status);
+  setCallField("transcription_status", view.transcription_status);
+  setCallField("coverage", view.coverage);
+  setCallField("end_reason", view.end_reason);
+  for (const node of document.querySelectorAll('[data-shown-with="end_reason"]')) node.hidden = !view.end_reason;
+  setCallField("ended_at", view.ended_at || "still live");
+  if (!view.live) {
+    for (const node of document.querySelectorAll('[data-call-field="duration"]')) delete node.dataset.since;
+    setCallField("duration", view.duration);
+  }
+  for (const node of document.querySelectorAll("[data-participants]")) {
+    const names = view.participants.map((participant) => {
+      const name = element("span", "participant", participant.label);
+      name.title = participant.raw_id;
+      return name;
+    });
+    node.replaceChildren("Participants: ", ...names.flatMap((name, index) => (index ? [", ", name] : [name])));
+    node.hidden = names.length === 0;
+  }
+  renderGaps(view.gaps);
+  socketStatus.callEnded = !view.live;
+  showStatus(socketStatus.state);
+  for (const listener of callListeners) listener(view);
+}
+
+function renderGaps(gaps) {
+  const rows = document.querySelector("[data-gap-rows]");
+  if (!rows) return;
+  rows.replaceChildren(
+    ...gaps.map((gap) => {
+      const row = element("tr", `gap gap-${gap.reason}`);
+      for (const [label, text] of [["Reason", gap.reason_label], ["From", gap.from], ["To", gap.to], ["Detail", gap.detail]]) {
+        const cell = element("td", "", text);
+        cell.dataset.label = label;
+        row.append(cell);
+      }
+      return row;
+    }),
+  );
+  document.querySelector("[data-gaps]").hidden = gaps.length === 0;
+  document.querySelector("[data-no-gaps]").hidden = gaps.length > 0;
+}
+
 // --- audio: seek from the transcript, highlight the word being played ----------------------------
 
 class AudioSync {
@@ -429,7 +465,9 @@ class AudioSync {
     this.shiftMs = Number(transcript.panel.dataset.audioShiftMs || 0);
     this.words = null;
     this.current = null;
+    this.panel = panel;
     this.select.addEventListener("change", () => this.useTrack(this.select.value));
+    callListeners.push((view) => this.showTracks(view.audio_tracks));
     this.audio.addEventListener("timeupdate", () => this.highlight());
     this.audio.addEventListener("seeked", () => this.highlight());
     transcript.onChange(() => {
@@ -452,6 +490,25 @@ class AudioSync {
 
   participant() {
     return this.select.selectedOptions[0]?.dataset.participant || "";
+  }
+
+  // Tracks appear as the call is recorded; the one playing stays selected.
+  showTracks(tracks) {
+    const urls = tracks.map((track) => track.url);
+    const shown = [...this.select.options].map((option) => option.value);
+    if (urls.join("\n") === shown.join("\n")) return;
+    const selected = this.select.value;
+    this.select.replaceChildren(
+      ...tracks.map((track) => {
+        const option = element("option", "", track.label);
+        option.value = track.url;
+        option.dataset.participant = track.participant_raw_id;
+        return option;
+      }),
+    );
+    if (urls.includes(selected)) this.select.value = selected;
+    else if (urls.length) this.useTrack(urls[0]);
+    this.panel.hidden = urls.length === 0;
   }
 
   useTrack(url) {
@@ -568,22 +625,12 @@ class Controls {
     this.feedback.dataset.state = state;
   }
 
-  // Mirrors calls/display.py control_states.
-  sync(call) {
-    const startable = (status) => status === "inactive" || status === "failed";
-    const stoppable = (status) => status === "active" || status === "starting";
-    const live = !ENDED_STATES.has(call.state);
-    const enabled = {
-      streaming_start: startable(call.media_streaming_status),
-      streaming_stop: stoppable(call.media_streaming_status),
-      transcription_start: startable(call.transcription_status),
-      transcription_stop: stoppable(call.transcription_status),
-      hangup: live,
-    };
+  // The server says which controls apply (calls/display.py control_states).
+  sync(view) {
     for (const form of this.section.querySelectorAll("form[data-control]")) {
-      form.querySelector("button").disabled = !live || !enabled[form.dataset.control];
+      form.querySelector("button").disabled = !view.controls[form.dataset.control];
     }
-    this.section.hidden = !live;
+    this.section.hidden = !view.live;
   }
 }
 

@@ -228,3 +228,73 @@ def test_the_end_of_a_call_reads_the_same_live_and_after_a_reload(page: object, 
     shown_live = ended.text_content()
     page.reload()
     expect(ended).to_have_text(shown_live)
+
+
+# What a reader sees on the call page: every visible call fact, participant, audio track, gap and the
+# live-feed status, as text.
+VISIBLE_FACTS = """() => {
+  const shown = (node) => Boolean(node) && node.checkVisibility();
+  const texts = (selector) =>
+    [...document.querySelectorAll(selector)].filter(shown).map((node) => node.textContent.trim().replace(/\\s+/g, " "));
+  const audio = document.querySelector("[data-audio-panel]");
+  return {
+    facts: texts(".call-facts > div"),
+    participants: texts(".participants .participant"),
+    audio: shown(audio) ? [...audio.querySelectorAll("option")].map((option) => option.textContent) : null,
+    gaps: texts(".gaps tr, .gaps p"),
+    controls: shown(document.querySelector("[data-controls]")),
+    live_status: texts("[data-live-status]"),
+  };
+}"""
+
+
+def test_a_call_ended_while_watched_reads_the_same_as_the_page_reloaded(
+    page: object, dashboard_server: AppServer, audio_dir: Path
+) -> None:
+    """The page opened before anyone spoke, then the call streamed (two speakers, audio with a gap) and
+    ended through ACS's sockets and callback: the live page must show what a reload shows."""
+    from playwright.sync_api import expect
+
+    call = new_call()
+    page.goto(f"/calls/{call.id}/")
+    expect(live_status(page)).to_have_attribute("data-state", "live")
+
+    with media_socket(dashboard_server, call.id) as audio, media_socket(dashboard_server, call.id) as text:
+        send_audio(audio, acs.CALLER, seconds=1)
+        for frame in range(150, 200):  # two seconds of the caller's audio never arrived
+            audio.send(acs.audio_data(acs.CALLER, frame))
+        for frame in range(50):
+            audio.send(acs.audio_data(acs.AGENT, frame))
+        text.send(acs.transcription_metadata())
+        text.send(acs.transcription_data(acs.CALLER, "My internet is down.", 1 * SECOND))
+        text.send(acs.transcription_data(acs.AGENT, "Let me check.", 3 * SECOND))
+        expect(page.locator(".line[data-sequence]")).to_have_count(2)
+    wavs = [audio_dir / str(call.id) / audio_file_name(who) for who in (acs.CALLER, acs.AGENT)]
+    wait_until(lambda: all(wav.is_file() for wav in wavs), message="both captured WAVs")
+    wait_until(
+        lambda: not call.streams.filter(disconnected_at__isnull=True).exists() and call.streams.count() == 2,
+        message="both sockets closed",
+    )
+    disconnected = {
+        "id": str(uuid.uuid4()),
+        "source": "calling/callConnections/acs-call-1",
+        "type": "Microsoft.Communication.CallDisconnected",
+        "data": {"callConnectionId": "acs-call-1", "serverCallId": "server-1", "correlationId": "corr-1"},
+        "time": "2026-11-25T10:00:00.1234567+00:00",
+        "specversion": "1.0",
+    }
+    callback = dashboard_server.base_url + "/api/callbacks?" + urlsplit(callback_url(call.id)).query
+    assert requests.post(callback, json=[disconnected], timeout=10).status_code == 200
+    expect(page.locator('[data-call-field="state"]')).to_have_text("Disconnected")
+    expect(page.locator('[data-call-field="ended_at"]')).not_to_have_text("still live")
+    seen_live = page.evaluate(VISIBLE_FACTS)
+
+    page.reload()
+    expect(page.locator(".line[data-sequence]")).to_have_count(2)
+    page.wait_for_function("() => window.callscribeLive.connections === 1")
+    seen_after_reload = page.evaluate(VISIBLE_FACTS)
+
+    assert seen_after_reload["gaps"] != ["No gaps recorded."]  # the audio gap is there to compare
+    assert len(seen_after_reload["participants"]) == 2
+    assert seen_after_reload["audio"] is not None
+    assert seen_live == seen_after_reload

@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from calls import control, services
+from calls import control, services, stream_state
 from calls.models import Call, Gap, MediaStream
 from tests.calls.conftest import new_call
 
@@ -87,7 +87,7 @@ def test_sockets_that_close_after_the_call_ended_are_no_gap() -> None:
 def test_a_drop_acs_never_came_back_from_stays_a_gap_when_the_call_ends() -> None:
     call, audio, _ = streaming_call()
     services.close_stream(stream_id=audio.id, counters={})
-    dropped_at = timezone.now() - control.CALL_END_GRACE - timedelta(seconds=30)
+    dropped_at = timezone.now() - stream_state.CALL_END_GRACE - timedelta(seconds=30)
     Gap.objects.filter(call=call).update(started_at=dropped_at)
 
     end_the_call(call)
