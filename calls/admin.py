@@ -8,10 +8,21 @@ from django.contrib import admin
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from calls import audit, control_views, search
+from calls import audit, control_views, retention, search
 from calls.display import call_page_context
 from calls.exports import export_transcript
-from calls.models import AccessLog, Call, CallEvent, Gap, MediaStream, Participant, TranscriptSegment
+from calls.models import (
+    AccessLog,
+    Call,
+    CallEvent,
+    CallRetention,
+    DeletionReceipt,
+    Gap,
+    MediaStream,
+    Participant,
+    RetentionPolicy,
+    TranscriptSegment,
+)
 from streaming.live import can_watch
 
 
@@ -176,3 +187,75 @@ class AccessLogAdmin(admin.ModelAdmin):
 
 
 admin.site.register([Participant, MediaStream, Gap, CallEvent])
+
+
+# --- retention (calls/retention.py) -------------------------------------------------------------------
+
+
+class CallRetentionInline(ReadOnlyInline):
+    """The call's policy, its expiry dates and what was purged when: the tombstone once it has all gone."""
+
+    model = CallRetention
+    fields = [
+        "policy_name",
+        "transcript_expires_at",
+        "transcript_purged_at",
+        "transcript_purged_by",
+        "audio_expires_at",
+        "audio_purged_at",
+        "audio_purged_by",
+        "events_expires_at",
+        "events_purged_at",
+        "events_purged_by",
+        "access_log_days",
+    ]
+    readonly_fields = fields
+    verbose_name = verbose_name_plural = "retention"
+
+
+CallAdmin.inlines = [CallRetentionInline, *CallAdmin.inlines]
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    """Saving or deleting a policy recomputes the expiry dates of every ended call (in batches)."""
+
+    list_display = ["name", "priority", "direction", "called", "transcript_days", "audio_days", "events_days"]
+    list_editable = ["priority"]
+    ordering = ["priority", "id"]
+
+    def save_model(self, request: HttpRequest, obj: RetentionPolicy, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        self._recompute(request)
+
+    def delete_model(self, request: HttpRequest, obj: RetentionPolicy) -> None:
+        super().delete_model(request, obj)
+        self._recompute(request)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RetentionPolicy]) -> None:
+        super().delete_queryset(request, queryset)
+        self._recompute(request)
+
+    def _recompute(self, request: HttpRequest) -> None:
+        changed = retention.recompute_expiry()
+        self.message_user(request, f"Expiry dates recomputed: {changed} calls changed.")
+
+
+@admin.register(DeletionReceipt)
+class DeletionReceiptAdmin(admin.ModelAdmin):
+    """The audit log's proof of deletions: never changed or deleted here."""
+
+    list_display = ["started_at", "kind", "rule", "user", "segments", "participants", "events", "audio_files"]
+    list_filter = ["kind", "started_at"]
+    search_fields = ["rule", "detail", "call_ids"]
+    date_hierarchy = "started_at"
+    readonly_fields = [field.name for field in DeletionReceipt._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

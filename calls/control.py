@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from calls import acs, services
+from calls import acs, retention, services
 from calls.acs import AcsError
 from calls.models import Call, CallEvent, Gap, MediaStream, RecoveryJob
 from streaming import events
@@ -156,6 +156,7 @@ def end_call(call: Call, *, state: str, reason: str) -> None:
     finish_recovery_jobs(call, "The call ended.")
     fields = ["state", "ended_at", "end_reason", "media_streaming_status", "transcription_status"]
     save_call(call, fields, "state")
+    retention.assign_expiry(call)
 
 
 def learn_connection(call: Call, info: acs.ConnectionInfo) -> list[str]:

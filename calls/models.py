@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
@@ -372,3 +374,131 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.action} {self.call_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- retention (calls/retention.py) -------------------------------------------------------------------
+
+
+class RetentionPolicy(models.Model):
+    """How long one kind of call's data is kept. Calls no policy matches keep the RETENTION_* settings.
+
+    A policy matches every call, or only calls of one direction and/or to one ACS phone number or
+    identity; the lowest priority number that matches wins.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    priority = models.PositiveIntegerField(default=100, help_text="Lower numbers are tried first.")
+    direction = models.CharField(
+        max_length=10, choices=Call.Direction.choices, blank=True, help_text="Empty: any direction."
+    )
+    called = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="The ACS phone number (+14255550100) or identity (8:acs:…) that was called. Empty: any.",
+    )
+    transcript_days = models.PositiveIntegerField(help_text="Transcript, segments and participants' identities.")
+    audio_days = models.PositiveIntegerField(help_text="Captured audio files.")
+    events_days = models.PositiveIntegerField(help_text="The call's event history.")
+    access_log_days = models.PositiveIntegerField(help_text="Who viewed, exported or controlled the call.")
+
+    class Meta:
+        ordering = ["priority", "id"]
+        verbose_name_plural = "retention policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CallRetention(models.Model):
+    """A call's policy, when each part of it expires, and when it was purged and by which rule.
+
+    Once everything is purged the call row and this are the tombstone: enough for volume statistics
+    and proof of deletion, nothing about who spoke or what was said.
+    """
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, primary_key=True, related_name="retention")
+    policy = models.ForeignKey(RetentionPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    policy_name = models.CharField(max_length=100, help_text="As it was named when the dates were computed.")
+    transcript_expires_at = models.DateTimeField()
+    audio_expires_at = models.DateTimeField()
+    events_expires_at = models.DateTimeField()
+    access_log_days = models.PositiveIntegerField()
+    transcript_purged_at = models.DateTimeField(null=True, blank=True)
+    transcript_purged_by = models.CharField(max_length=300, blank=True)
+    audio_purged_at = models.DateTimeField(null=True, blank=True)
+    audio_purged_by = models.CharField(max_length=300, blank=True)
+    events_purged_at = models.DateTimeField(null=True, blank=True)
+    events_purged_by = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["transcript_expires_at"],
+                condition=models.Q(transcript_purged_at__isnull=True),
+                name="retention_transcript_due_idx",
+            ),
+            models.Index(
+                fields=["audio_expires_at"],
+                condition=models.Q(audio_purged_at__isnull=True),
+                name="retention_audio_due_idx",
+            ),
+            models.Index(
+                fields=["events_expires_at"],
+                condition=models.Q(events_purged_at__isnull=True),
+                name="retention_events_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_name} for {self.call_id}"
+
+    @property
+    def parts(self) -> list[RetainedPart]:
+        """Each part's expiry and purge, as the call page and the admin show them."""
+        return [
+            RetainedPart(
+                label,
+                getattr(self, f"{part}_expires_at"),
+                getattr(self, f"{part}_purged_at"),
+                getattr(self, f"{part}_purged_by"),
+            )
+            for part, label in (("transcript", "Transcript"), ("audio", "Audio"), ("events", "History"))
+        ]
+
+
+@dataclass(frozen=True)
+class RetainedPart:
+    label: str
+    expires_at: datetime
+    purged_at: datetime | None
+    purged_by: str
+
+
+class DeletionReceipt(models.Model):
+    """Proof of a deletion, kept in the audit log after the data is gone: what went, how much, by which rule."""
+
+    class Kind(models.TextChoices):
+        EXPIRY = "expiry", "Expired under a retention policy"
+        DELETION = "deletion", "Call deleted by staff"
+        ERASURE = "erasure", "Erasure request for a person"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    rule = models.CharField(max_length=300, help_text="The policy, or who asked and why.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    call_ids = models.JSONField(default=list, blank=True, help_text="Every call something was deleted from.")
+    segments = models.PositiveIntegerField(default=0)
+    participants = models.PositiveIntegerField(default=0)
+    events = models.PositiveIntegerField(default=0)
+    access_logs = models.PositiveIntegerField(default=0)
+    audio_files = models.PositiveIntegerField(default=0)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Receipt {self.pk}: {self.get_kind_display()} ({self.rule})"

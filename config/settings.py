@@ -258,6 +258,15 @@ LIVE_SESSION_CHECK_SECONDS = env.float("LIVE_SESSION_CHECK_SECONDS", default=15.
 # Segments (and words, if ACS ever sends word confidences) below this are marked on the call page.
 LOW_CONFIDENCE_THRESHOLD = env.float("LOW_CONFIDENCE_THRESHOLD", default=0.6)
 
+# --- Retention (calls/retention.py; README.md says why these defaults) ---------------------------------
+# Days each part of a call is kept after it ends, for calls no RetentionPolicy (admin) matches.
+RETENTION_TRANSCRIPT_DAYS = env.int("RETENTION_TRANSCRIPT_DAYS", default=365)
+RETENTION_AUDIO_DAYS = env.int("RETENTION_AUDIO_DAYS", default=90)
+RETENTION_EVENTS_DAYS = env.int("RETENTION_EVENTS_DAYS", default=90)
+RETENTION_ACCESS_LOG_DAYS = env.int("RETENTION_ACCESS_LOG_DAYS", default=730)
+# Rows deleted per statement (each in its own short transaction) while purging.
+RETENTION_PURGE_BATCH_SIZE = env.int("RETENTION_PURGE_BATCH_SIZE", default=500)
+
 # --- Security: limits, headers and the login lockout (README.md settings table, docs/deployment.md) ---
 # ACS and Event Grid post a handful of events per request; larger bodies get 413, more events 400.
 MAX_WEBHOOK_BYTES = env.int("MAX_WEBHOOK_BYTES", default=1024 * 1024)
