@@ -4,11 +4,11 @@ import io
 import zipfile
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from calls import audit, control_views, retention, search
+from calls import audit, control_views, holds, retention, search
 from calls.display import call_page_context
 from calls.exports import export_transcript
 from calls.models import (
@@ -18,6 +18,7 @@ from calls.models import (
     CallRetention,
     DeletionReceipt,
     Gap,
+    LegalHold,
     MediaStream,
     Participant,
     RetentionPolicy,
@@ -259,3 +260,112 @@ class DeletionReceiptAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- legal hold (calls/holds.py) -----------------------------------------------------------------------
+
+
+class UnderHoldFilter(admin.SimpleListFilter):
+    title = "legal hold"
+    parameter_name = "on_hold"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Under legal hold"), ("no", "Not held")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        if self.value() == "yes":
+            return holds.held(queryset)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=holds.held(Call.objects.all()).values("pk"))
+        return queryset
+
+
+class LegalHoldsOfCallInline(ReadOnlyInline):
+    """Holds placed on this one call (holds on an identity are listed under Legal holds)."""
+
+    model = LegalHold
+    fields = ["case_reference", "reason", "placed_by", "placed_at", "released_by", "released_at"]
+    readonly_fields = fields
+
+
+class RetentionCallAdmin(CallAdmin):
+    """The call admin, with retention and holds: a held call cannot be deleted, alone or in bulk."""
+
+    inlines = [CallRetentionInline, LegalHoldsOfCallInline, *CallAdmin.inlines]
+    list_filter = [UnderHoldFilter, *CallAdmin.list_filter]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Call | None = None) -> bool:
+        if obj is not None and holds.is_held(obj.pk):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> None:
+        held = list(holds.held(queryset).values_list("pk", flat=True))
+        if held:
+            self.message_user(
+                request,
+                f"Not deleted: {len(held)} calls under legal hold ({', '.join(map(str, held))}).",
+                messages.ERROR,
+            )
+        super().delete_queryset(request, queryset.exclude(pk__in=held))
+
+
+admin.site.unregister(Call)
+admin.site.register(Call, RetentionCallAdmin)
+
+
+@admin.register(LegalHold)
+class LegalHoldAdmin(admin.ModelAdmin):
+    """Placing and releasing holds takes calls.place_legal_hold; holds are never deleted (evidence)."""
+
+    list_display = [
+        "case_reference",
+        "call",
+        "identity",
+        "date_from",
+        "date_to",
+        "placed_by",
+        "placed_at",
+        "released_at",
+    ]
+    list_filter = [("released_at", admin.EmptyFieldListFilter), "placed_at"]
+    search_fields = ["case_reference", "reason", "identity", "call__id"]
+    raw_id_fields = ["call"]
+    fields = ["call", "identity", "date_from", "date_to", "reason", "case_reference"]
+    actions = ["release_holds"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: LegalHold | None = None) -> list[str]:
+        if obj is None:
+            return []
+        return [*self.fields, "placed_by", "placed_at", "released_by", "released_at"]
+
+    def get_fields(self, request: HttpRequest, obj: LegalHold | None = None) -> list[str]:
+        return self.get_readonly_fields(request, obj) or self.fields
+
+    def _may_hold(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(holds.PLACE_PERMISSION)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_hold(request) or super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._may_hold(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a hold is placed, then released; never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_release_permission(self, request: HttpRequest) -> bool:
+        return self._may_hold(request)
+
+    def save_model(self, request: HttpRequest, obj: LegalHold, form: Any, change: bool) -> None:
+        holds.place(obj, request.user)
+
+    @admin.action(description="Release selected legal holds", permissions=["release"])
+    def release_holds(self, request: HttpRequest, queryset: QuerySet[LegalHold]) -> None:
+        released = sum(holds.release(hold, request.user) for hold in queryset)
+        self.message_user(
+            request, f"Released {released} legal holds; their calls are purged on the next run if expired."
+        )

@@ -9,6 +9,7 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 
@@ -502,3 +503,54 @@ class DeletionReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"Receipt {self.pk}: {self.get_kind_display()} ({self.rule})"
+
+
+class LegalHold(models.Model):
+    """While a hold is in force (not released), the calls it covers are never purged or deleted.
+
+    It covers one call, or every call a participant identity or phone number took part in, started
+    within a date range (calls/holds.py).
+    """
+
+    call = models.ForeignKey(Call, on_delete=models.PROTECT, null=True, blank=True, related_name="legal_holds")
+    identity = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="A phone number (+14255550100) or ACS identity (8:acs:…): every call it took part in.",
+    )
+    date_from = models.DateField(null=True, blank=True, help_text="With an identity: calls started on or after.")
+    date_to = models.DateField(null=True, blank=True, help_text="With an identity: calls started on or before.")
+    reason = models.TextField()
+    case_reference = models.CharField(max_length=200)
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    placed_at = models.DateTimeField(auto_now_add=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-placed_at", "-id"]
+        permissions = [("place_legal_hold", "Can place legal hold")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(call__isnull=False) & models.Q(identity=""))
+                | (models.Q(call__isnull=True) & ~models.Q(identity="")),
+                name="legal_hold_covers_a_call_or_an_identity",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Legal hold {self.case_reference}"
+
+    @property
+    def in_force(self) -> bool:
+        return self.released_at is None
+
+    def clean(self) -> None:
+        if bool(self.call_id) == bool(self.identity.strip()):
+            raise ValidationError("A hold covers either one call or an identity (with an optional date range).")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValidationError("The start date is after the end date.")

@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
+from calls import holds
 from calls.models import (
     AccessLog,
     Call,
@@ -199,17 +200,12 @@ class PolicyPurge:
     receipt: DeletionReceipt | None = None
 
 
-def held_call_ids() -> set[str]:
-    """Calls under legal hold are never purged (calls/holds.py)."""
-    return set()
-
-
 def expired_parts(now: datetime) -> dict[str, PolicyPurge]:
     """By policy name: every ended call with a part past its expiry and not yet purged, and which parts."""
     due = Q()
     for part in PARTS:
         due |= Q(**{f"{part}_expires_at__lte": now, f"{part}_purged_at__isnull": True})
-    held = held_call_ids()
+    held = holds.held_call_ids()  # never purged, however long expired
     plan: dict[str, PolicyPurge] = {}
     rows = CallRetention.objects.filter(due, call__state__in=_ended_states()).order_by("call_id")
     for retention in rows.iterator(chunk_size=2000):
@@ -278,6 +274,8 @@ def _run(purge: PolicyPurge, now: datetime) -> None:
     )
     purge.receipt = receipt
     for call_id, parts in purge.parts.items():
+        if holds.is_held(call_id):  # placed since the plan was made
+            continue
         rule = f"Retention policy “{purge.rule_name}” (receipt {receipt.pk})"
         purge.removed.add(purge_call_parts(call_id, parts, rule=rule))
         receipt.call_ids.append(call_id)
