@@ -5,10 +5,12 @@ import zipfile
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
-from calls import audit, control_views, holds, retention, search
+from calls import audit, control_views, deletion, holds, retention, search
 from calls.display import call_page_context
 from calls.exports import export_transcript
 from calls.models import (
@@ -289,25 +291,50 @@ class LegalHoldsOfCallInline(ReadOnlyInline):
 
 
 class RetentionCallAdmin(CallAdmin):
-    """The call admin, with retention and holds: a held call cannot be deleted, alone or in bulk."""
+    """The call admin, with retention and holds. Its delete goes through calls/deletion.py: files go
+    too, a tombstone and a receipt stay; held and live calls are refused, alone or in bulk."""
 
     inlines = [CallRetentionInline, LegalHoldsOfCallInline, *CallAdmin.inlines]
     list_filter = [UnderHoldFilter, *CallAdmin.list_filter]
 
     def has_delete_permission(self, request: HttpRequest, obj: Call | None = None) -> bool:
-        if obj is not None and holds.is_held(obj.pk):
+        if not request.user.has_perm(deletion.DELETE_PERMISSION):
             return False
-        return super().has_delete_permission(request, obj)
+        if obj is None:
+            return True
+        try:
+            deletion.check_deletable(obj)
+        except deletion.DeletionRefused:
+            return False
+        return True
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> Any:
+        """One call is deleted on its own page, with the typed confirmation and a reason."""
+        call = Call.objects.filter(pk=object_id).first()
+        if call is None or not self.has_delete_permission(request, call):
+            raise PermissionDenied
+        return redirect("calls-delete", call.pk)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list[str], dict[str, int], set, list]:
+        """What the bulk delete's confirmation page lists: a purge, not Django's cascade."""
+        calls = list(objs)
+        described = [f"{call}: transcript, participants, audio files and history (a tombstone stays)" for call in calls]
+        return described, {"calls": len(calls)}, set(), []
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> None:
-        held = list(holds.held(queryset).values_list("pk", flat=True))
-        if held:
-            self.message_user(
-                request,
-                f"Not deleted: {len(held)} calls under legal hold ({', '.join(map(str, held))}).",
-                messages.ERROR,
-            )
-        super().delete_queryset(request, queryset.exclude(pk__in=held))
+        refused = []
+        for call in queryset:
+            try:
+                deletion.delete_call(call, user=request.user, reason="Deleted in bulk in the admin")
+            except deletion.DeletionRefused as refusal:
+                refused.append(f"{call.pk}: {refusal}")
+        if refused:
+            held = sum("legal hold" in line for line in refused)
+            summary = f"Not deleted: {len(refused)} calls ({held} under legal hold). " + " ".join(refused)
+            self.message_user(request, summary, messages.ERROR)
+
+    def delete_model(self, request: HttpRequest, obj: Call) -> None:
+        deletion.delete_call(obj, user=request.user, reason="Deleted in the admin")
 
 
 admin.site.unregister(Call)

@@ -500,6 +500,9 @@ class DeletionReceipt(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        # Deleting a call leaves its tombstone and this receipt (calls/deletion.py); Django's own
+        # delete_call permission would cascade the rows away and leave the files.
+        permissions = [("delete_calls", "Can delete calls")]
 
     def __str__(self) -> str:
         return f"Receipt {self.pk}: {self.get_kind_display()} ({self.rule})"
