@@ -10,7 +10,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from calls import audit, control_views, deletion, holds, retention, search
+from calls import audit, control_views, deletion, erasure, holds, retention, search
 from calls.display import call_page_context
 from calls.exports import export_transcript
 from calls.models import (
@@ -396,3 +396,37 @@ class LegalHoldAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"Released {released} legal holds; their calls are purged on the next run if expired."
         )
+
+
+# --- requests by a person (calls/erasure.py) ------------------------------------------------------------
+
+
+class ErasableParticipantAdmin(WatchersMayView, admin.ModelAdmin):
+    """Participants, with the erasure request: every call of each selected person is purged."""
+
+    list_display = ["label", "raw_id", "kind", "call", "first_seen_at"]
+    search_fields = ["raw_id", "display_name"]
+    list_select_related = ["call"]
+    actions = ["erase_people"]
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(deletion.DELETE_PERMISSION)
+
+    @admin.action(description="Erase these people from every call (GDPR art. 17)", permissions=["erase"])
+    def erase_people(self, request: HttpRequest, queryset: QuerySet[Participant]) -> None:
+        identities = sorted({participant.raw_id for participant in queryset if participant.raw_id})
+        for identity in identities:
+            result = erasure.erase_participant(identity, user=request.user, reason="Erasure in the admin")
+            receipt = f" (receipt {result.receipt.pk})" if result.receipt else ""
+            self.message_user(request, f"{erasure.masked(identity)}: erased {len(result.erased)} calls{receipt}.")
+            skipped = [f"{call.pk} (legal hold)" for call in result.held] + [
+                f"{call.pk} (live)" for call in result.live
+            ]
+            if skipped:
+                self.message_user(
+                    request, f"{erasure.masked(identity)}: skipped {', '.join(skipped)}.", messages.WARNING
+                )
+
+
+admin.site.unregister(Participant)
+admin.site.register(Participant, ErasableParticipantAdmin)
