@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "axes",
     "channels",
     "csp",
+    # Background jobs in PostgreSQL (calls/tasks.py): `manage.py procrastinate worker`.
+    "procrastinate.contrib.django",
     "calls",
     "streaming",
     "compat.apps.CompatConfig",
@@ -266,6 +268,8 @@ RETENTION_EVENTS_DAYS = env.int("RETENTION_EVENTS_DAYS", default=90)
 RETENTION_ACCESS_LOG_DAYS = env.int("RETENTION_ACCESS_LOG_DAYS", default=730)
 # Rows deleted per statement (each in its own short transaction) while purging.
 RETENTION_PURGE_BATCH_SIZE = env.int("RETENTION_PURGE_BATCH_SIZE", default=500)
+# When the background worker (manage.py procrastinate worker, calls/tasks.py) runs the purge: cron syntax.
+RETENTION_PURGE_CRON = env.str("RETENTION_PURGE_CRON", default="17 * * * *")
 
 # --- Security: limits, headers and the login lockout (README.md settings table, docs/deployment.md) ---
 # ACS and Event Grid post a handful of events per request; larger bodies get 413, more events 400.
