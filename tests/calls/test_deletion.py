@@ -5,17 +5,21 @@ late callbacks store nothing."""
 from __future__ import annotations
 
 import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from calls import holds
+from calls import deletion, holds
 from calls.models import AccessLog, Call, CallEvent, DeletionReceipt, LegalHold, Participant, TranscriptSegment
+from config.asgi import application
 from emulator.tokens import TokenIssuer
 from streaming.audio import audio_directory
 from tests.calls.acs_servers import signed_callback_headers
 from tests.calls.conftest import logged_in, new_call
 from tests.calls.test_retention import INTACT, audio_dir, ended_call, everything_of  # noqa: F401 - fixture
 from tests.calls.test_webhooks import callback_path, cloud_event, participants, post_events
+from tests.conftest import media_path
 
 pytestmark = pytest.mark.django_db
 
@@ -143,3 +147,13 @@ def test_a_deleted_calls_late_callbacks_store_nothing(
     assert response.json() == {"received": 2, "stored": 0}
     assert not CallEvent.objects.filter(call=call).exists()
     assert not Participant.objects.filter(call=call).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_deleted_calls_media_socket_is_refused(records_officer: User) -> None:
+    call = await database_sync_to_async(ended_call)(1)
+    await database_sync_to_async(deletion.delete_call)(call, user=records_officer, reason="asked")
+
+    connected, _ = await WebsocketCommunicator(application, media_path(call.id)).connect()
+
+    assert not connected
