@@ -401,7 +401,7 @@ class LegalHoldAdmin(admin.ModelAdmin):
 # --- requests by a person (calls/erasure.py) ------------------------------------------------------------
 
 
-class ErasableParticipantAdmin(WatchersMayView, admin.ModelAdmin):
+class ErasableParticipantAdmin(admin.ModelAdmin):
     """Participants, with the erasure request: every call of each selected person is purged."""
 
     list_display = ["label", "raw_id", "kind", "call", "first_seen_at"]

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from calls import holds
 from calls.models import (
+    ENDED_STATES,
     AccessLog,
     Call,
     CallEvent,
@@ -207,7 +208,7 @@ def expired_parts(now: datetime) -> dict[str, PolicyPurge]:
         due |= Q(**{f"{part}_expires_at__lte": now, f"{part}_purged_at__isnull": True})
     held = holds.held_call_ids()  # never purged, however long expired
     plan: dict[str, PolicyPurge] = {}
-    rows = CallRetention.objects.filter(due, call__state__in=_ended_states()).order_by("call_id")
+    rows = CallRetention.objects.filter(due, call__state__in=ENDED_STATES).order_by("call_id")
     for retention in rows.iterator(chunk_size=2000):
         if str(retention.call_id) in held:
             continue
@@ -218,10 +219,6 @@ def expired_parts(now: datetime) -> dict[str, PolicyPurge]:
         ]
         plan.setdefault(retention.policy_name, PolicyPurge(retention.policy_name)).parts[str(retention.call_id)] = parts
     return plan
-
-
-def _ended_states() -> list[str]:
-    return [state.value for state in (Call.State.DISCONNECTED, Call.State.FAILED, Call.State.UNANSWERED)]
 
 
 def purge_expired(*, dry_run: bool = False, now: datetime | None = None) -> list[PolicyPurge]:
