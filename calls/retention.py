@@ -28,6 +28,7 @@ from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from calls import holds
+from calls.audio_files import audio_directory
 from calls.models import (
     ENDED_STATES,
     AccessLog,
@@ -39,7 +40,6 @@ from calls.models import (
     RetentionPolicy,
     TranscriptSegment,
 )
-from streaming.audio import audio_directory
 
 logger = logging.getLogger(__name__)
 

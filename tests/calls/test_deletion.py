@@ -11,10 +11,10 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from calls import deletion, holds
+from calls.audio_files import audio_directory
 from calls.models import AccessLog, Call, CallEvent, DeletionReceipt, LegalHold, Participant, TranscriptSegment
 from config.asgi import application
 from emulator.tokens import TokenIssuer
-from streaming.audio import audio_directory
 from tests.calls.acs_servers import signed_callback_headers
 from tests.calls.conftest import logged_in, new_call
 from tests.calls.test_retention import INTACT, audio_dir, ended_call, everything_of  # noqa: F401 - fixture

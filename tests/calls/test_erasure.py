@@ -12,8 +12,8 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 
 from calls import holds
+from calls.audio_files import audio_directory
 from calls.models import AccessLog, Call, DeletionReceipt, LegalHold, Participant
-from streaming.audio import audio_directory
 from tests.calls.conftest import logged_in, new_call, say
 from tests.calls.test_retention import INTACT, audio_dir, ended_call, everything_of  # noqa: F401 - fixture
 from tests.streaming import acs_packets as acs

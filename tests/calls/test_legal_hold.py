@@ -11,8 +11,8 @@ from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from calls import holds, retention
+from calls.audio_files import audio_directory
 from calls.models import AccessLog, Call, LegalHold, Participant, TranscriptSegment
-from streaming.audio import audio_directory
 from tests.calls.conftest import logged_in
 from tests.calls.test_retention import audio_dir, ended_call, purge, sales_policy  # noqa: F401 - fixture
 

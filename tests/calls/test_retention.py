@@ -17,6 +17,7 @@ from django.test import Client
 from django.utils import timezone
 
 from calls import retention, services
+from calls.audio_files import audio_directory, audio_file_name
 from calls.models import (
     AccessLog,
     Call,
@@ -27,7 +28,6 @@ from calls.models import (
     RetentionPolicy,
     TranscriptSegment,
 )
-from streaming.audio import audio_directory, audio_file_name
 from tests.calls.conftest import logged_in, new_call, say
 from tests.streaming import acs_packets as acs
 from tests.streaming.test_media_consumer import open_media_socket
