@@ -4,21 +4,36 @@ import io
 import zipfile
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
-from calls import audit, control_views, redaction_rules, search  # noqa: F401 - its signals clear the rules cache
+from calls import (  # noqa: F401 - redaction_rules' signals clear the rules cache
+    audit,
+    control_views,
+    deletion,
+    erasure,
+    holds,
+    redaction_rules,
+    retention,
+    search,
+)
 from calls.display import call_page_context
 from calls.exports import export_transcript
 from calls.models import (
     AccessLog,
     Call,
     CallEvent,
+    CallRetention,
+    DeletionReceipt,
     Gap,
+    LegalHold,
     MediaStream,
     Participant,
     RedactionRule,
+    RetentionPolicy,
     TranscriptSegment,
 )
 from calls.permissions import can_watch
@@ -195,3 +210,243 @@ class RedactionRuleAdmin(admin.ModelAdmin):
     list_display = ["label", "pattern", "enabled", "updated_at"]
     list_filter = ["enabled"]
     search_fields = ["label", "pattern"]
+
+
+# --- retention (calls/retention.py) -------------------------------------------------------------------
+
+
+class CallRetentionInline(ReadOnlyInline):
+    """The call's policy, its expiry dates and what was purged when: the tombstone once it has all gone."""
+
+    model = CallRetention
+    fields = [
+        "policy_name",
+        "transcript_expires_at",
+        "transcript_purged_at",
+        "transcript_purged_by",
+        "audio_expires_at",
+        "audio_purged_at",
+        "audio_purged_by",
+        "events_expires_at",
+        "events_purged_at",
+        "events_purged_by",
+        "access_log_days",
+    ]
+    readonly_fields = fields
+    verbose_name = verbose_name_plural = "retention"
+
+
+CallAdmin.inlines = [CallRetentionInline, *CallAdmin.inlines]
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    """Saving or deleting a policy recomputes the expiry dates of every ended call (in batches)."""
+
+    list_display = ["name", "priority", "direction", "called", "transcript_days", "audio_days", "events_days"]
+    list_editable = ["priority"]
+    ordering = ["priority", "id"]
+
+    def save_model(self, request: HttpRequest, obj: RetentionPolicy, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        self._recompute(request)
+
+    def delete_model(self, request: HttpRequest, obj: RetentionPolicy) -> None:
+        super().delete_model(request, obj)
+        self._recompute(request)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[RetentionPolicy]) -> None:
+        super().delete_queryset(request, queryset)
+        self._recompute(request)
+
+    def _recompute(self, request: HttpRequest) -> None:
+        changed = retention.recompute_expiry()
+        self.message_user(request, f"Expiry dates recomputed: {changed} calls changed.")
+
+
+@admin.register(DeletionReceipt)
+class DeletionReceiptAdmin(admin.ModelAdmin):
+    """The audit log's proof of deletions: never changed or deleted here."""
+
+    list_display = ["started_at", "kind", "rule", "user", "segments", "participants", "events", "audio_files"]
+    list_filter = ["kind", "started_at"]
+    search_fields = ["rule", "detail", "call_ids"]
+    date_hierarchy = "started_at"
+    readonly_fields = [field.name for field in DeletionReceipt._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- legal hold (calls/holds.py) -----------------------------------------------------------------------
+
+
+class UnderHoldFilter(admin.SimpleListFilter):
+    title = "legal hold"
+    parameter_name = "on_hold"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Under legal hold"), ("no", "Not held")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> QuerySet[Call]:
+        if self.value() == "yes":
+            return holds.held(queryset)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=holds.held(Call.objects.all()).values("pk"))
+        return queryset
+
+
+class LegalHoldsOfCallInline(ReadOnlyInline):
+    """Holds placed on this one call (holds on an identity are listed under Legal holds)."""
+
+    model = LegalHold
+    fields = ["case_reference", "reason", "placed_by", "placed_at", "released_by", "released_at"]
+    readonly_fields = fields
+
+
+class RetentionCallAdmin(CallAdmin):
+    """The call admin, with retention and holds. Its delete goes through calls/deletion.py: files go
+    too, a tombstone and a receipt stay; held and live calls are refused, alone or in bulk."""
+
+    inlines = [CallRetentionInline, LegalHoldsOfCallInline, *CallAdmin.inlines]
+    list_filter = [UnderHoldFilter, *CallAdmin.list_filter]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Call | None = None) -> bool:
+        if not request.user.has_perm(deletion.DELETE_PERMISSION):
+            return False
+        if obj is None:
+            return True
+        try:
+            deletion.check_deletable(obj)
+        except deletion.DeletionRefused:
+            return False
+        return True
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> Any:
+        """One call is deleted on its own page, with the typed confirmation and a reason."""
+        call = Call.objects.filter(pk=object_id).first()
+        if call is None or not self.has_delete_permission(request, call):
+            raise PermissionDenied
+        return redirect("calls-delete", call.pk)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list[str], dict[str, int], set, list]:
+        """What the bulk delete's confirmation page lists: a purge, not Django's cascade."""
+        calls = list(objs)
+        described = [f"{call}: transcript, participants, audio files and history (a tombstone stays)" for call in calls]
+        return described, {"calls": len(calls)}, set(), []
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Call]) -> None:
+        refused = []
+        for call in queryset:
+            try:
+                deletion.delete_call(call, user=request.user, reason="Deleted in bulk in the admin")
+            except deletion.DeletionRefused as refusal:
+                refused.append(f"{call.pk}: {refusal}")
+        if refused:
+            held = sum("legal hold" in line for line in refused)
+            summary = f"Not deleted: {len(refused)} calls ({held} under legal hold). " + " ".join(refused)
+            self.message_user(request, summary, messages.ERROR)
+
+    def delete_model(self, request: HttpRequest, obj: Call) -> None:
+        deletion.delete_call(obj, user=request.user, reason="Deleted in the admin")
+
+
+admin.site.unregister(Call)
+admin.site.register(Call, RetentionCallAdmin)
+
+
+@admin.register(LegalHold)
+class LegalHoldAdmin(admin.ModelAdmin):
+    """Placing and releasing holds takes calls.place_legal_hold; holds are never deleted (evidence)."""
+
+    list_display = [
+        "case_reference",
+        "call",
+        "identity",
+        "date_from",
+        "date_to",
+        "placed_by",
+        "placed_at",
+        "released_at",
+    ]
+    list_filter = [("released_at", admin.EmptyFieldListFilter), "placed_at"]
+    search_fields = ["case_reference", "reason", "identity", "call__id"]
+    raw_id_fields = ["call"]
+    fields = ["call", "identity", "date_from", "date_to", "reason", "case_reference"]
+    actions = ["release_holds"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: LegalHold | None = None) -> list[str]:
+        if obj is None:
+            return []
+        return [*self.fields, "placed_by", "placed_at", "released_by", "released_at"]
+
+    def get_fields(self, request: HttpRequest, obj: LegalHold | None = None) -> list[str]:
+        return self.get_readonly_fields(request, obj) or self.fields
+
+    def _may_hold(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(holds.PLACE_PERMISSION)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_hold(request) or super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._may_hold(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a hold is placed, then released; never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_release_permission(self, request: HttpRequest) -> bool:
+        return self._may_hold(request)
+
+    def save_model(self, request: HttpRequest, obj: LegalHold, form: Any, change: bool) -> None:
+        holds.place(obj, request.user)
+
+    @admin.action(description="Release selected legal holds", permissions=["release"])
+    def release_holds(self, request: HttpRequest, queryset: QuerySet[LegalHold]) -> None:
+        released = sum(holds.release(hold, request.user) for hold in queryset)
+        self.message_user(
+            request, f"Released {released} legal holds; their calls are purged on the next run if expired."
+        )
+
+
+# --- requests by a person (calls/erasure.py) ------------------------------------------------------------
+
+
+class ErasableParticipantAdmin(admin.ModelAdmin):
+    """Participants, with the erasure request: every call of each selected person is purged."""
+
+    list_display = ["label", "raw_id", "kind", "call", "first_seen_at"]
+    search_fields = ["raw_id", "display_name"]
+    list_select_related = ["call"]
+    actions = ["erase_people"]
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(deletion.DELETE_PERMISSION)
+
+    @admin.action(description="Erase these people from every call (GDPR art. 17)", permissions=["erase"])
+    def erase_people(self, request: HttpRequest, queryset: QuerySet[Participant]) -> None:
+        identities = sorted({participant.raw_id for participant in queryset if participant.raw_id})
+        for identity in identities:
+            result = erasure.erase_participant(identity, user=request.user, reason="Erasure in the admin")
+            receipt = f" (receipt {result.receipt.pk})" if result.receipt else ""
+            self.message_user(request, f"{erasure.masked(identity)}: erased {len(result.erased)} calls{receipt}.")
+            skipped = [f"{call.pk} (legal hold)" for call in result.held] + [
+                f"{call.pk} (live)" for call in result.live
+            ]
+            if skipped:
+                self.message_user(
+                    request, f"{erasure.masked(identity)}: skipped {', '.join(skipped)}.", messages.WARNING
+                )
+
+
+admin.site.unregister(Participant)
+admin.site.register(Participant, ErasableParticipantAdmin)

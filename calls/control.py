@@ -22,7 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
-from calls import acs, live_events, participants, services, stream_state
+from calls import acs, live_events, participants, retention, services, stream_state
 from calls.acs import AcsError
 from calls.models import Call, CallEvent, RecoveryJob
 from calls.stream_state import MEDIA, STREAM_KINDS, TRANSCRIPTION, StreamKind
@@ -87,6 +87,7 @@ def end_call(call: Call, *, state: str, reason: str) -> None:
     finish_recovery_jobs(call, "The call ended.")
     fields = ["state", "ended_at", "end_reason", "media_streaming_status", "transcription_status"]
     live_events.save_with_sequence(call, fields, "state")
+    retention.assign_expiry(call)
 
 
 def learn_connection(call: Call, info: acs.ConnectionInfo) -> list[str]:

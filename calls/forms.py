@@ -16,6 +16,7 @@ class CallFilterForm(forms.Form):
     )
     participant = forms.CharField(label="Participant number or id", required=False, max_length=300)
     has_gaps = forms.BooleanField(label="Only calls with gaps", required=False)
+    on_hold = forms.BooleanField(label="Only calls under legal hold", required=False)
 
     def clean(self) -> dict:
         data = super().clean()
@@ -35,6 +36,7 @@ class CallFilterForm(forms.Form):
             direction=data["direction"],
             participant=data["participant"].strip(),
             has_gaps=data["has_gaps"],
+            on_hold=data["on_hold"],
         )
 
     def search_text(self) -> str:

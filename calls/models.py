@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -438,3 +440,185 @@ class RedactionRule(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.label}] {self.pattern}"
+
+
+# --- retention (calls/retention.py) -------------------------------------------------------------------
+
+
+class RetentionPolicy(models.Model):
+    """How long one kind of call's data is kept. Calls no policy matches keep the RETENTION_* settings.
+
+    A policy matches every call, or only calls of one direction and/or to one ACS phone number or
+    identity; the lowest priority number that matches wins.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    priority = models.PositiveIntegerField(default=100, help_text="Lower numbers are tried first.")
+    direction = models.CharField(
+        max_length=10, choices=Call.Direction.choices, blank=True, help_text="Empty: any direction."
+    )
+    called = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="The ACS phone number (+14255550100) or identity (8:acs:…) that was called. Empty: any.",
+    )
+    transcript_days = models.PositiveIntegerField(help_text="Transcript, segments and participants' identities.")
+    audio_days = models.PositiveIntegerField(help_text="Captured audio files.")
+    events_days = models.PositiveIntegerField(help_text="The call's event history.")
+    access_log_days = models.PositiveIntegerField(help_text="Who viewed, exported or controlled the call.")
+
+    class Meta:
+        ordering = ["priority", "id"]
+        verbose_name_plural = "retention policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CallRetention(models.Model):
+    """A call's policy, when each part of it expires, and when it was purged and by which rule.
+
+    Once everything is purged the call row and this are the tombstone: enough for volume statistics
+    and proof of deletion, nothing about who spoke or what was said.
+    """
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, primary_key=True, related_name="retention")
+    policy = models.ForeignKey(RetentionPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    policy_name = models.CharField(max_length=100, help_text="As it was named when the dates were computed.")
+    transcript_expires_at = models.DateTimeField()
+    audio_expires_at = models.DateTimeField()
+    events_expires_at = models.DateTimeField()
+    access_log_days = models.PositiveIntegerField()
+    transcript_purged_at = models.DateTimeField(null=True, blank=True)
+    transcript_purged_by = models.CharField(max_length=300, blank=True)
+    audio_purged_at = models.DateTimeField(null=True, blank=True)
+    audio_purged_by = models.CharField(max_length=300, blank=True)
+    events_purged_at = models.DateTimeField(null=True, blank=True)
+    events_purged_by = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["transcript_expires_at"],
+                condition=models.Q(transcript_purged_at__isnull=True),
+                name="retention_transcript_due_idx",
+            ),
+            models.Index(
+                fields=["audio_expires_at"],
+                condition=models.Q(audio_purged_at__isnull=True),
+                name="retention_audio_due_idx",
+            ),
+            models.Index(
+                fields=["events_expires_at"],
+                condition=models.Q(events_purged_at__isnull=True),
+                name="retention_events_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_name} for {self.call_id}"
+
+    @property
+    def parts(self) -> list[RetainedPart]:
+        """Each part's expiry and purge, as the call page and the admin show them."""
+        return [
+            RetainedPart(
+                label,
+                getattr(self, f"{part}_expires_at"),
+                getattr(self, f"{part}_purged_at"),
+                getattr(self, f"{part}_purged_by"),
+            )
+            for part, label in (("transcript", "Transcript"), ("audio", "Audio"), ("events", "History"))
+        ]
+
+
+@dataclass(frozen=True)
+class RetainedPart:
+    label: str
+    expires_at: datetime
+    purged_at: datetime | None
+    purged_by: str
+
+
+class DeletionReceipt(models.Model):
+    """Proof of a deletion, kept in the audit log after the data is gone: what went, how much, by which rule."""
+
+    class Kind(models.TextChoices):
+        EXPIRY = "expiry", "Expired under a retention policy"
+        DELETION = "deletion", "Call deleted by staff"
+        ERASURE = "erasure", "Erasure request for a person"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    rule = models.CharField(max_length=300, help_text="The policy, or who asked and why.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    call_ids = models.JSONField(default=list, blank=True, help_text="Every call something was deleted from.")
+    segments = models.PositiveIntegerField(default=0)
+    participants = models.PositiveIntegerField(default=0)
+    events = models.PositiveIntegerField(default=0)
+    access_logs = models.PositiveIntegerField(default=0)
+    audio_files = models.PositiveIntegerField(default=0)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        # Deleting a call leaves its tombstone and this receipt (calls/deletion.py); Django's own
+        # delete_call permission would cascade the rows away and leave the files.
+        permissions = [("delete_calls", "Can delete calls")]
+
+    def __str__(self) -> str:
+        return f"Receipt {self.pk}: {self.get_kind_display()} ({self.rule})"
+
+
+class LegalHold(models.Model):
+    """While a hold is in force (not released), the calls it covers are never purged or deleted.
+
+    It covers one call, or every call a participant identity or phone number took part in, started
+    within a date range (calls/holds.py).
+    """
+
+    call = models.ForeignKey(Call, on_delete=models.PROTECT, null=True, blank=True, related_name="legal_holds")
+    identity = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="A phone number (+14255550100) or ACS identity (8:acs:…): every call it took part in.",
+    )
+    date_from = models.DateField(null=True, blank=True, help_text="With an identity: calls started on or after.")
+    date_to = models.DateField(null=True, blank=True, help_text="With an identity: calls started on or before.")
+    reason = models.TextField()
+    case_reference = models.CharField(max_length=200)
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    placed_at = models.DateTimeField(auto_now_add=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-placed_at", "-id"]
+        permissions = [("place_legal_hold", "Can place legal hold")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(call__isnull=False) & models.Q(identity=""))
+                | (models.Q(call__isnull=True) & ~models.Q(identity="")),
+                name="legal_hold_covers_a_call_or_an_identity",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Legal hold {self.case_reference}"
+
+    @property
+    def in_force(self) -> bool:
+        return self.released_at is None
+
+    def clean(self) -> None:
+        if bool(self.call_id) == bool(self.identity.strip()):
+            raise ValidationError("A hold covers either one call or an identity (with an optional date range).")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValidationError("The start date is after the end date.")

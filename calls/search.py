@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from calls import holds
 from calls.models import Call, Gap, Participant, TranscriptSegment
 
 SEARCH_CONFIG = "english"
@@ -40,6 +41,7 @@ class CallFilters:
     direction: str = ""
     participant: str = ""
     has_gaps: bool = False
+    on_hold: bool = False
 
 
 def filter_calls(calls: QuerySet[Call], filters: CallFilters) -> QuerySet[Call]:
@@ -55,6 +57,8 @@ def filter_calls(calls: QuerySet[Call], filters: CallFilters) -> QuerySet[Call]:
         calls = calls.filter(_participant_matches(filters.participant))
     if filters.has_gaps:
         calls = calls.filter(Exists(Gap.objects.filter(call=OuterRef("pk"))))
+    if filters.on_hold:
+        calls = holds.held(calls)
     return calls
 
 

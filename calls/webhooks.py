@@ -29,7 +29,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from calls import answering, control, live_events, participants, recovery, stream_state
+from calls import answering, control, deletion, live_events, participants, recovery, stream_state
 from calls.acs import ConnectionInfo
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
 from calls.models import Call, CallEvent
@@ -165,6 +165,9 @@ def store_callback_event(event: dict[str, Any], *, call_id: uuid.UUID | None) ->
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     with transaction.atomic():
         call = _locked_call(call_id, str(data.get("callConnectionId") or ""))
+        if call is not None and deletion.is_deleted(call.pk):
+            logger.info("Callback %s for deleted call %s ignored", event["type"], call.pk)
+            return False  # a deleted call's history stays gone
         try:
             with transaction.atomic():
                 _create_event(event, data, call)

