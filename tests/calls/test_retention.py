@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from calls import retention, services
+from calls import participants, retention
 from calls.audio_files import audio_directory, audio_file_name
 from calls.models import (
     AccessLog,
@@ -56,8 +56,8 @@ def sales_policy(**days: int) -> RetentionPolicy:
 def ended_call(days_ago: int, *, callee: str = SALES_LINE, direction: str = Call.Direction.INBOUND) -> Call:
     """A finished call with a transcript, participants, history and audio files (one per speaker and a mix)."""
     call = new_call(callee=callee, direction=direction, caller_display_name="Pat Caller")
-    services.ensure_participant(call_id=call.id, raw_id=acs.CALLER, display_name="Pat Caller")
-    services.ensure_participant(call_id=call.id, raw_id=acs.AGENT)
+    participants.ensure_participant(call_id=call.id, raw_id=acs.CALLER, display_name="Pat Caller")
+    participants.ensure_participant(call_id=call.id, raw_id=acs.AGENT)
     say(call, acs.CALLER, "My card number is on file.", 0)
     say(call, acs.AGENT, "Thanks, I see it.", 3000)
     CallEvent.objects.create(call=call, type="Microsoft.Communication.CallConnected", time=timezone.now())
@@ -100,7 +100,7 @@ def test_a_policy_expires_the_right_calls_and_no_others() -> None:
     old_outbound = ended_call(40, direction=Call.Direction.OUTBOUND)  # the default: nothing expired yet
     old_support = ended_call(100, callee="4:+14255550111")  # the default: audio and events expired (90 days)
     live = new_call(callee=SALES_LINE)
-    services.ensure_participant(call_id=live.id, raw_id=acs.CALLER)
+    participants.ensure_participant(call_id=live.id, raw_id=acs.CALLER)
     say(live, acs.CALLER, "Still talking.", 0)
 
     output = purge()
