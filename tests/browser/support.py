@@ -16,6 +16,7 @@ from django.db import connections
 from django.test import Client, override_settings
 from websockets.sync.client import ClientConnection, connect
 
+from calls.models import MediaStream
 from calls.tokens import media_socket_url
 from tests.servers import AppServer
 from tests.streaming import acs_packets as acs
@@ -62,6 +63,16 @@ def media_socket(server: AppServer, call_id: object) -> Iterator[ClientConnectio
         url = media_socket_url(call_id)
     with connect(url, open_timeout=10) as socket:
         yield socket
+    _wait_until_the_server_closed_its_streams(call_id)
+
+
+def _wait_until_the_server_closed_its_streams(call_id: object, timeout: float = 10.0) -> None:
+    """The server records a socket's end (its streams, counters, gaps) just after the socket is gone. A
+    test that ended first would empty the tables under those writes: a deadlock in its teardown."""
+    deadline = time.monotonic() + timeout
+    streams = MediaStream.objects.filter(call_id=call_id, disconnected_at__isnull=True)
+    while streams.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def tone(frame: int, frequency: float = 440.0) -> bytes:
