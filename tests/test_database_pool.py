@@ -23,7 +23,7 @@ from websockets.sync.client import connect
 
 from calls import services
 from calls.models import Call, CallEvent, TranscriptSegment
-from tests.calls.acs_servers import wait_for
+from tests.calls.acs_servers import incoming_call_event, wait_for
 from tests.conftest import media_path, session_cookie
 from tests.servers import AppServer, run_app_server
 from tests.servers import test_database_url as database_url
@@ -106,20 +106,6 @@ def test_a_flood_of_anonymous_logins_leaves_the_connections_bounded_and_the_watc
         assert watcher.status_code == 200
         assert peak() <= POOL_MAX
         assert server_connections(application_name) <= POOL_MAX
-
-
-def incoming_call_event(event_id: str) -> dict[str, object]:
-    return {
-        "id": event_id,
-        "eventType": "Microsoft.Communication.IncomingCall",
-        "eventTime": "2026-12-06T09:00:00Z",
-        "data": {
-            "from": {"rawId": "4:+14255550100", "kind": "phoneNumber", "phoneNumber": {"value": "+14255550100"}},
-            "to": {"rawId": "8:acs:agent"},
-            "incomingCallContext": f"context-{event_id}",
-            "serverCallId": f"server-{event_id}",
-        },
-    }
 
 
 def ring(server: AppServer, event_id: str) -> requests.Response:

@@ -128,6 +128,22 @@ def rest_requests(emulator: RunningEmulator, call_connection_id: str = "") -> li
     ]
 
 
+def incoming_call_event(event_id: str, context: str = "") -> dict[str, Any]:
+    """Event Grid's IncomingCall from a phone (reference 3.4), as the tests post it themselves; its
+    context is one ACS never issued unless one is given."""
+    return {
+        "id": event_id,
+        "eventType": "Microsoft.Communication.IncomingCall",
+        "eventTime": "2026-12-06T09:00:00Z",
+        "data": {
+            "from": {"rawId": "4:+14255550100", "kind": "phoneNumber", "phoneNumber": {"value": "+14255550100"}},
+            "to": {"rawId": "8:acs:agent"},
+            "incomingCallContext": context or f"context-{event_id}",
+            "serverCallId": f"server-{event_id}",
+        },
+    }
+
+
 def ring(emulator: RunningEmulator, app: AppServer, script: str = "support_call") -> dict[str, Any]:
     return emulator.ring(f"{app.base_url}/api/incoming-call?secret={INCOMING_CALL_SECRET}", script=script)
 

@@ -14,7 +14,7 @@ import requests
 
 from calls.models import Call, CallEvent
 from emulator.testing import RunningEmulator
-from tests.calls.acs_servers import INCOMING_CALL_SECRET, wait_for
+from tests.calls.acs_servers import INCOMING_CALL_SECRET, incoming_call_event, wait_for
 from tests.conftest import session_cookie
 from tests.servers import AppServer, free_port, run_app_server
 
@@ -80,17 +80,7 @@ def metric(server: AppServer, line_start: str) -> float:
 
 
 def incoming_call(server: AppServer, event_id: str, context: str) -> requests.Response:
-    event = {
-        "id": event_id,
-        "eventType": "Microsoft.Communication.IncomingCall",
-        "eventTime": "2026-12-06T09:00:00Z",
-        "data": {
-            "from": {"rawId": "4:+14255550100", "kind": "phoneNumber", "phoneNumber": {"value": "+14255550100"}},
-            "to": {"rawId": "8:acs:agent"},
-            "incomingCallContext": context,
-            "serverCallId": f"server-{event_id}",
-        },
-    }
+    event = incoming_call_event(event_id, context)
     return requests.post(f"{server.base_url}/api/incoming-call?secret={INCOMING_CALL_SECRET}", json=[event], timeout=30)
 
 
