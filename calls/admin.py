@@ -181,13 +181,8 @@ class CallAdmin(WatchersMayView, admin.ModelAdmin):
         return response
 
 
-@admin.register(AccessLog)
-class AccessLogAdmin(admin.ModelAdmin):
-    list_display = ["at", "user", "action", "call", "detail"]
-    list_filter = ["action", "at"]
-    list_select_related = ["user", "call"]
-    search_fields = ["user__username", "call__id", "detail"]
-    date_hierarchy = "at"
+class AuditRecordAdmin(admin.ModelAdmin):
+    """Audit records are evidence: shown here, never added, changed or deleted."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -197,6 +192,15 @@ class AccessLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(AuditRecordAdmin):
+    list_display = ["at", "user", "action", "call", "detail"]
+    list_filter = ["action", "at"]
+    list_select_related = ["user", "call"]
+    search_fields = ["user__username", "call__id", "detail"]
+    date_hierarchy = "at"
 
 
 admin.site.register([Participant, MediaStream, Gap, CallEvent])
@@ -265,7 +269,7 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeletionReceipt)
-class DeletionReceiptAdmin(admin.ModelAdmin):
+class DeletionReceiptAdmin(AuditRecordAdmin):
     """The audit log's proof of deletions: never changed or deleted here."""
 
     list_display = ["started_at", "kind", "rule", "user", "segments", "participants", "events", "audio_files"]
@@ -273,15 +277,6 @@ class DeletionReceiptAdmin(admin.ModelAdmin):
     search_fields = ["rule", "detail", "call_ids"]
     date_hierarchy = "started_at"
     readonly_fields = [field.name for field in DeletionReceipt._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- legal hold (calls/holds.py) -----------------------------------------------------------------------
