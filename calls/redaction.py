@@ -188,6 +188,24 @@ class Redactor:
         return None, []
 
 
+def may_continue(text: str) -> bool:
+    """Whether a final ends in digits that the speaker's next final could complete into a card number
+    (1 to 18 of them): the live path holds such a final back briefly (streaming/live_redaction.py)."""
+    tokens = text.split()
+    digits = sum(len(_digits(tokens[index]) or "") for index in _trailing_run(tokens))
+    return 0 < digits < max(CARD_LENGTHS)
+
+
+def hide_unfinished_number(text: str) -> str:
+    """An intermediate result's trailing digits, when they may be the start of a card number still
+    being read out, as one [NUMBER] placeholder: the final decides what they were."""
+    if not may_continue(text):
+        return text
+    tokens = text.split()
+    run = _trailing_run(tokens)
+    return " ".join([*tokens[: run[0]], _text_placeholder("NUMBER", tokens[run[0] :])])
+
+
 def _trailing_run(tokens: list[str]) -> list[int]:
     run: list[int] = []
     for index in range(len(tokens) - 1, -1, -1):
