@@ -37,6 +37,7 @@ from stdnum.us import ssn
 
 CARD, CVV, EXPIRY, SSN, IBAN, EMAIL, PHONE = "CARD", "CVV", "EXPIRY", "SSN", "IBAN", "EMAIL", "PHONE"
 CARD_LENGTHS = (16, 15, 19, 18, 17, 14, 13)  # most likely first, so a longer run is not over-redacted
+MIN_HELD_DIGITS = 4  # trailing digits that may be the first part of a card number read across two finals
 CUE_REACH = 5  # tokens after a cue word in which its code or date may start
 
 _UNITS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4"}
@@ -186,6 +187,25 @@ class Redactor:
                         [Entity(CARD, current_span, None)],
                     )
         return None, []
+
+
+def may_continue(text: str) -> bool:
+    """Whether a final ends in digits that the speaker's next final could complete into a card number
+    (4 to 18 of them: a number read out in parts is read in groups, and fewer digits are mostly counts,
+    times and ages): the live path holds such a final back briefly (streaming/live_redaction.py)."""
+    tokens = text.split()
+    digits = sum(len(_digits(tokens[index]) or "") for index in _trailing_run(tokens))
+    return MIN_HELD_DIGITS <= digits < max(CARD_LENGTHS)
+
+
+def hide_unfinished_number(text: str) -> str:
+    """An intermediate result's trailing digits, when they may be the start of a card number still
+    being read out, as one [NUMBER] placeholder: the final decides what they were."""
+    if not may_continue(text):
+        return text
+    tokens = text.split()
+    run = _trailing_run(tokens)
+    return " ".join([*tokens[: run[0]], _text_placeholder("NUMBER", tokens[run[0] :])])
 
 
 def _trailing_run(tokens: list[str]) -> list[int]:

@@ -8,6 +8,7 @@ viewer never sees a change that was rolled back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import uuid
@@ -231,6 +232,10 @@ class Final:
     duration_ticks: int
     words: list[dict[str, Any]]  # [{text, offset, duration}] in ticks, as TranscriptSegment.words
     received_at: datetime
+    # Set by redaction at ingest (streaming/live_redaction.py): the placeholders' types and, under
+    # REDACTION=redact_keep_original, the Fernet token of the original (ASCII, so the journal keeps it as JSON).
+    redacted_types: list[str] = dataclasses.field(default_factory=list)
+    original_encrypted: str | None = None
 
 
 class Outcome(StrEnum):
@@ -328,6 +333,8 @@ def _insert_finals(finals: Sequence[Final]) -> list[TranscriptSegment | None]:
         positions.append(seen[final.call_id])
     columns = {name: [getattr(final, name) for final in finals] for name in _FINAL_COLUMNS}
     columns["words"] = [json.dumps(words) for words in columns["words"]]
+    columns["redacted_types"] = [",".join(final.redacted_types) for final in finals]
+    columns["original_encrypted"] = [final.original_encrypted for final in finals]
     # Outside a transaction the statement is its own: no BEGIN and COMMIT round trips. Inside one, a
     # savepoint keeps a failed insert from spoiling the caller's transaction.
     savepoint = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
@@ -376,18 +383,21 @@ _INSERT_FINALS = f"""
 WITH {_NUMBERED}, inserted AS (
     INSERT INTO calls_transcriptsegment (
         call_id, stream_id, subscription_id, participant_id, participant_raw_id, text, confidence,
-        offset_ticks, duration_ticks, words, result_status, received_at, sequence
+        offset_ticks, duration_ticks, words, result_status, received_at, sequence, redacted_types,
+        original_encrypted
     )
     SELECT final.call_id, final.stream_id, final.subscription_id, speaker.id, final.participant_raw_id,
         final.text, final.confidence, final.offset_ticks, final.duration_ticks, final.words::jsonb, 'final',
-        final.received_at, numbered.before + final.position
+        final.received_at, numbered.before + final.position, string_to_array(final.redacted_types, ','),
+        convert_to(final.original_encrypted, 'UTF8')
     FROM unnest(
         %(call_id)s::uuid[], %(stream_id)s::bigint[], %(subscription_id)s::text[], %(participant_raw_id)s::text[],
         %(text)s::text[], %(confidence)s::float8[], %(offset_ticks)s::bigint[], %(duration_ticks)s::bigint[],
-        %(words)s::text[], %(received_at)s::timestamptz[], %(position)s::bigint[]
+        %(words)s::text[], %(received_at)s::timestamptz[], %(position)s::bigint[], %(redacted_types)s::text[],
+        %(original_encrypted)s::text[]
     ) AS final(
         call_id, stream_id, subscription_id, participant_raw_id, text, confidence, offset_ticks, duration_ticks,
-        words, received_at, position
+        words, received_at, position, redacted_types, original_encrypted
     )
     JOIN numbered ON numbered.id = final.call_id
     LEFT JOIN calls_participant AS speaker
@@ -414,7 +424,10 @@ def _stored_segment(
     """The TranscriptSegment `_INSERT_FINALS` stored, from its returned row. A speaker not recorded yet
     (their final came before the socket's `participants.note_participant`) is recorded now."""
     fields = {name: getattr(final, name) for name in _FINAL_COLUMNS}
-    segment = TranscriptSegment(id=segment_id, **fields, sequence=sequence)
+    token = final.original_encrypted.encode() if final.original_encrypted is not None else None
+    segment = TranscriptSegment(
+        id=segment_id, **fields, sequence=sequence, redacted_types=final.redacted_types, original_encrypted=token
+    )
     speaker_id, raw_id, kind, display_name = speaker
     if speaker_id is not None:
         segment.participant = Participant(

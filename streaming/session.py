@@ -28,12 +28,13 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError
 from django.utils import timezone
 
-from calls import live_events, participants, services
+from calls import live_events, participants, redaction_rules, services
 from calls.models import Call, MediaStream
 from streaming import events, metrics, runtime
 from streaming.admission import ACCEPT, CLOSE, FrameGate
 from streaming.audio import AudioRecorder
 from streaming.finals_queue import DRAIN_TIMEOUT, FinalsQueue
+from streaming.live_redaction import LiveRedaction
 from streaming.packets import (
     AudioData,
     AudioMetadata,
@@ -94,6 +95,7 @@ class MediaSession:
         self.last_frame_at: dict[str, datetime] = {}
         self.frame_ms = DEFAULT_FRAME_MS
         self.recorder: AudioRecorder | None = None
+        self.redaction: LiveRedaction | None = None  # made with the first transcription result, unless REDACTION=off
         self._closing = False
         self._closing_task: asyncio.Future[None] | None = None
         self._closed = asyncio.Event()
@@ -118,6 +120,8 @@ class MediaSession:
         self._closing = True
         self._closed.set()
         try:
+            if self.redaction is not None:
+                self.redaction.release_all()
             await self.finals.close()
             if self._flusher is not None:
                 await asyncio.wait([self._flusher], timeout=DRAIN_TIMEOUT)
@@ -230,12 +234,24 @@ class MediaSession:
         stream.counters["packet_count"] += 1
         if packet.participant_raw_id not in self.participants_seen:
             self._first_seen(packet.participant_raw_id)
+        if self.redaction is None and settings.REDACTION != "off":
+            rules = await database_sync_to_async(redaction_rules.current_rules)()
+            self.redaction = LiveRedaction(rules, self.finals.put)
         if packet.is_final:
             stream.counters["final_count"] += 1
-            self.finals.put(self._final(packet, stream))
+            final = self._final(packet, stream)
+            if self.redaction is None:
+                self.finals.put(final)
+            else:
+                self.redaction.final(final)
         else:
             stream.counters["intermediate_count"] += 1
-            event = live_events.partial_event(self.call_id, packet.participant_raw_id, packet.text, packet.offset_ticks)
+            text = (
+                packet.text
+                if self.redaction is None
+                else self.redaction.partial(packet.participant_raw_id, packet.text)
+            )
+            event = live_events.partial_event(self.call_id, packet.participant_raw_id, text, packet.offset_ticks)
             events.publish(event)
 
     def _final(self, packet: TranscriptionData, stream: _Stream) -> services.Final:
