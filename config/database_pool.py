@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import OperationalError, connections
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import Counter, Gauge
 from psycopg_pool import PoolTimeout
+
+from compat import django_db
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ def busy_response(request: HttpRequest) -> HttpResponse:
 
 def copy_pool_stats() -> None:
     """Move what the pool counted since the last copy into the Prometheus metrics."""
-    pool = connections["default"].pool
+    pool = django_db.connection_pool()
     if pool is None:
         return
     stats = pool.pop_stats()
