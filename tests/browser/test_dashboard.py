@@ -204,13 +204,8 @@ def test_the_admin_change_page_shows_the_transcript_live(
     context.close()
 
 
-def test_the_end_of_a_call_reads_the_same_live_and_after_a_reload(page: object, dashboard_server: AppServer) -> None:
-    from playwright.sync_api import expect
-
-    call = new_call()
-    page.goto(f"/calls/{call.id}/")
-    expect(live_status(page)).to_have_attribute("data-state", "live")
-    started = page.locator("dt:text-is('Started') + dd").text_content()
+def acs_ends_the_call(server: AppServer, call: object) -> None:
+    """ACS's CallDisconnected, posted to the call's signed callback URL as ACS would."""
     disconnected = {
         "id": str(uuid.uuid4()),
         "source": "calling/callConnections/acs-call-1",
@@ -219,8 +214,18 @@ def test_the_end_of_a_call_reads_the_same_live_and_after_a_reload(page: object, 
         "time": "2026-11-25T10:00:00.1234567+00:00",
         "specversion": "1.0",
     }
-    callback = dashboard_server.base_url + "/api/callbacks?" + urlsplit(callback_url(call.id)).query
+    callback = server.base_url + "/api/callbacks?" + urlsplit(callback_url(call.id)).query
     assert requests.post(callback, json=[disconnected], timeout=10).status_code == 200
+
+
+def test_the_end_of_a_call_reads_the_same_live_and_after_a_reload(page: object, dashboard_server: AppServer) -> None:
+    from playwright.sync_api import expect
+
+    call = new_call()
+    page.goto(f"/calls/{call.id}/")
+    expect(live_status(page)).to_have_attribute("data-state", "live")
+    started = page.locator("dt:text-is('Started') + dd").text_content()
+    acs_ends_the_call(dashboard_server, call)
 
     ended = page.locator('[data-call-field="ended_at"]')
     expect(ended).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"))  # as "Started" reads
@@ -275,16 +280,7 @@ def test_a_call_ended_while_watched_reads_the_same_as_the_page_reloaded(
         lambda: not call.streams.filter(disconnected_at__isnull=True).exists() and call.streams.count() == 2,
         message="both sockets closed",
     )
-    disconnected = {
-        "id": str(uuid.uuid4()),
-        "source": "calling/callConnections/acs-call-1",
-        "type": "Microsoft.Communication.CallDisconnected",
-        "data": {"callConnectionId": "acs-call-1", "serverCallId": "server-1", "correlationId": "corr-1"},
-        "time": "2026-11-25T10:00:00.1234567+00:00",
-        "specversion": "1.0",
-    }
-    callback = dashboard_server.base_url + "/api/callbacks?" + urlsplit(callback_url(call.id)).query
-    assert requests.post(callback, json=[disconnected], timeout=10).status_code == 200
+    acs_ends_the_call(dashboard_server, call)
     expect(page.locator('[data-call-field="state"]')).to_have_text("Disconnected")
     expect(page.locator('[data-call-field="ended_at"]')).not_to_have_text("still live")
     seen_live = page.evaluate(VISIBLE_FACTS)
