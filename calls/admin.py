@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils import timezone
 
 from calls import (  # noqa: F401 - redaction_rules' signals clear the rules cache
     audit,
@@ -24,6 +25,7 @@ from calls.display import call_page_context
 from calls.exports import export_transcript
 from calls.models import (
     AccessLog,
+    ApiToken,
     Call,
     CallEvent,
     CallRetention,
@@ -36,7 +38,7 @@ from calls.models import (
     RetentionPolicy,
     TranscriptSegment,
 )
-from calls.permissions import can_watch
+from calls.permissions import CONTROL_PERMISSION, can_watch
 
 
 class WatchersMayView:
@@ -167,7 +169,7 @@ class CallAdmin(WatchersMayView, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def has_control_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(control_views.CONTROL_PERMISSION)
+        return request.user.has_perm(CONTROL_PERMISSION)
 
     @admin.action(description="Export transcripts (zip of JSON)", permissions=["view"])
     def export_transcripts(self, request: HttpRequest, queryset: QuerySet[Call]) -> HttpResponse:
@@ -204,6 +206,27 @@ class AccessLogAdmin(AuditRecordAdmin):
 
 
 admin.site.register([Participant, MediaStream, Gap, CallEvent])
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made with `manage.py create_api_token`, which shows the key once; here they are seen
+    and revoked."""
+
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    list_select_related = ["user"]
+    search_fields = ["name", "user__username", "prefix"]
+    readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        messages.success(request, f"Revoked {revoked} token(s): they no longer work.")
 
 
 @admin.register(RedactionRule)

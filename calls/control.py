@@ -241,7 +241,7 @@ def request_stream_start(call: Call, stream: StreamKind) -> None:
 def _start_stream(call_id: uuid.UUID, stream: StreamKind, user: User) -> Call:
     with transaction.atomic():
         call = locked_call(call_id)
-        _require_connected(call)
+        require_connected(call)
         previous = stream_state.state_of(call, stream)
         _change_stream(call, stream, stream_state.Event.STAFF_START)
         finish_recovery_jobs(call, f"Started again by {user_name(user)}.", stream_job_kind(stream))
@@ -271,7 +271,7 @@ def _stop_stream(call_id: uuid.UUID, stream: StreamKind, user: User) -> Call:
         if transition.state.status == Status.INACTIVE:  # it had failed: nothing is streaming to stop
             _change_stream(call, stream, stream_state.Event.STAFF_STOP)
             return call
-        _require_connected(call)
+        require_connected(call)
         _change_stream(call, stream, stream_state.Event.STAFF_STOP)
     try:
         if stream is MEDIA:
@@ -293,7 +293,7 @@ def update_transcription_locale(*, call_id: uuid.UUID, locale: str, user: User =
         raise InvalidRequest(f"{locale!r} is not a locale with a region, such as en-US.")
     with transaction.atomic():
         call = locked_call(call_id)
-        _require_connected(call)
+        require_connected(call)
         if call.transcription_status != Status.ACTIVE:
             raise WrongState("Transcription is not active.")
     try:
@@ -317,7 +317,7 @@ def _lower(stream: StreamKind) -> str:
     return stream.label.lower()
 
 
-def _require_connected(call: Call) -> None:
+def require_connected(call: Call) -> None:
     if not call.is_live:
         raise WrongState("The call has ended.")
     if call.state != Call.State.CONNECTED or not call.call_connection_id:

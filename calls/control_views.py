@@ -1,4 +1,5 @@
-"""Staff controls: start/stop streaming and transcription, hang up, place a call.
+"""Staff controls: start/stop streaming and transcription, pause and resume for sensitive data, hang up,
+place a call.
 
 Each action is a POST (CSRF-protected) by logged-in staff with calls.control_call. A fetch request
 (Accept: application/json or X-Requested-With: fetch) gets JSON with 200, 409 for the wrong state or
@@ -22,11 +23,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from calls import audit, control
+from calls import audit, control, pause
 from calls.acs import AcsError
 from calls.models import Call
-
-CONTROL_PERMISSION = "calls.control_call"
+from calls.permissions import can_control
 
 Action = Callable[..., Call]
 
@@ -37,8 +37,7 @@ def control_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     @wraps(view)
     @login_required
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        user = request.user
-        if not (user.is_staff and user.is_active and user.has_perm(CONTROL_PERMISSION)):
+        if not can_control(request.user):
             raise PermissionDenied
         return view(request, *args, **kwargs)
 
@@ -100,6 +99,19 @@ def start_transcription(request: HttpRequest, call_id: uuid.UUID) -> HttpRespons
 @require_POST
 def stop_transcription(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
     return _run(request, call_id, "transcription_stop", control.stop_transcription, "Transcription is stopping.")
+
+
+@control_required
+@require_POST
+def pause_call(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
+    done = "Paused for sensitive data: nothing is transcribed or recorded until you resume."
+    return _run(request, call_id, "pause", pause.pause, done)
+
+
+@control_required
+@require_POST
+def resume_call(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
+    return _run(request, call_id, "resume", pause.resume, "Resumed: transcription is starting again.")
 
 
 @control_required

@@ -6,16 +6,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.utils import dateformat, timezone
 
+from calls import stream_state
 from calls.audio_files import audio_shift_ms, audio_tracks
-from calls.coverage import call_coverage
+from calls.coverage import Coverage, call_coverage
 from calls.exports import speaker
-from calls.models import Call, TranscriptSegment, ticks_to_ms
+from calls.models import Call, Gap, TranscriptSegment, ticks_to_ms
+from calls.stream_state import TRANSCRIPTION, Event
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,51 @@ def control_states(call: Call) -> dict[str, bool]:
         "streaming_stop": live and call.media_streaming_status in stoppable,
         "transcription_start": live and call.transcription_status in startable,
         "transcription_stop": live and call.transcription_status in stoppable,
+        "pause": live and call.state == Call.State.CONNECTED and _allows(call, Event.STAFF_PAUSE),
+        "resume": live and _allows(call, Event.RESUME),
         "hangup": live,
     }
 
 
+def _allows(call: Call, event: Event) -> bool:
+    transcription = stream_state.state_of(call, TRANSCRIPTION)
+    return not stream_state.next_state(transcription, event, stream_state.facts(call)).refused
+
+
+def current_pause(call: Call) -> Gap | None:
+    """The call's pause for sensitive data while it lasts (from its prefetched gaps)."""
+    return next((gap for gap in call.gaps.all() if gap.reason == Gap.Reason.SENSITIVE_PAUSE and not gap.ended_at), None)
+
+
+def pause_state(call: Call) -> dict[str, Any]:
+    """Whether the call is paused for sensitive data, since when, and when it resumes by itself at the
+    latest (ISO 8601), as the JSON API reports it. Needs the call's gaps prefetched."""
+    pause = current_pause(call)
+    if pause is None:
+        return {"paused": False, "paused_since": None, "resumes_by": None}
+    resumes_by = pause.started_at + timedelta(seconds=settings.SENSITIVE_PAUSE_MAX_SECONDS)
+    return {"paused": True, "paused_since": pause.started_at.isoformat(), "resumes_by": resumes_by.isoformat()}
+
+
+def _pause_text(call: Call) -> str:
+    """The pause while it lasts, as the call page says it: who paused, since when, until when at the latest."""
+    pause = current_pause(call)
+    if pause is None:
+        return ""
+    resumes_by = pause.started_at + timedelta(seconds=settings.SENSITIVE_PAUSE_MAX_SECONDS)
+    since, until = _time_of_day(pause.started_at), _time_of_day(resumes_by)
+    return f"{pause.detail} at {since}; resumes by itself at {until} at the latest"
+
+
 def _percent(share: float | None) -> str:
     return "n/a" if share is None else f"{share:.0%}"
+
+
+def _coverage_text(coverage: Coverage) -> str:
+    text = f"streamed {_percent(coverage.streamed)}, transcribed {_percent(coverage.transcribed)}"
+    if coverage.paused:
+        text += f" (paused {clock(coverage.paused.total_seconds() * 1000)} for sensitive data)"
+    return text
 
 
 def _time_of_day(moment: datetime) -> str:
@@ -129,8 +170,9 @@ def call_view(call: Call) -> dict[str, Any]:
         "end_reason": call.end_reason,
         "since": (call.connected_at or call.created_at).isoformat(),
         "duration": clock(coverage.duration.total_seconds() * 1000),
-        "coverage": f"streamed {_percent(coverage.streamed)}, transcribed {_percent(coverage.transcribed)}",
+        "coverage": _coverage_text(coverage),
         "controls": control_states(call),
+        "pause": _pause_text(call),
         "participants": [
             {"raw_id": participant.raw_id, "label": participant.label} for participant in call.participants.all()
         ],

@@ -1,17 +1,27 @@
 """A call's final transcript as JSON, plain text, WebVTT or SRT.
 
 Used by `manage.py export_transcript` and the dashboard's download links. Times are ACS's offsets
-converted from 100 ns ticks to milliseconds, not re-based to the start of the call.
+converted from 100 ns ticks to milliseconds, not re-based to the start of the call (after a pause for
+sensitive data the media socket carries them on along the call: calls/pause.py).
+
+The JSON lists the call's gaps too. The text, WebVTT and SRT exports mark each pause for sensitive data
+where it happened, "[Transcription and audio capture paused for sensitive data by alice; resumed by
+alice]", as a line or a cue of its own lasting the pause.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from calls.models import TICKS_PER_MILLISECOND, Call, TranscriptSegment, raw_id_label
+from django.db.models import Min
+from django.utils import timezone
+
+from calls.models import TICKS_PER_MILLISECOND, Call, Gap, MediaStream, TranscriptSegment, raw_id_label
 
 FORMATS = ("json", "txt", "vtt", "srt")
 CONTENT_TYPES = {
@@ -29,6 +39,47 @@ def transcript_segments(call: Call) -> list[TranscriptSegment]:
             "stream__connected_at", "stream_id", "offset_ticks", "sequence"
         )
     )
+
+
+@dataclass(frozen=True)
+class PauseNote:
+    """A pause for sensitive data, placed on the transcript's timeline."""
+
+    offset_ticks: int
+    end_ticks: int
+    text: str
+
+
+Entry = TranscriptSegment | PauseNote
+
+
+def transcript_entries(call: Call) -> list[Entry]:
+    """The final segments in call order, with each pause for sensitive data among them where it began:
+    on the stream record it interrupted, at the time since the call's first transcription connection
+    (the origin the media socket gives offsets after a pause)."""
+    streams = call.streams.filter(kind=MediaStream.Kind.TRANSCRIPTION).order_by("connected_at", "id")
+    rank = {pk: index for index, pk in enumerate(streams.values_list("pk", flat=True))}
+    keyed: list[tuple[tuple[int, int, int], Entry]] = [
+        ((rank.get(segment.stream_id, len(rank)), segment.offset_ticks, 1), segment)
+        for segment in transcript_segments(call)
+    ]
+    keyed += [((rank.get(gap.stream_id, -1), note.offset_ticks, 0), note) for gap, note in _pause_notes(call)]
+    return [entry for _, entry in sorted(keyed, key=lambda item: item[0])]
+
+
+def _pause_notes(call: Call) -> list[tuple[Gap, PauseNote]]:
+    pauses = call.gaps.filter(reason=Gap.Reason.SENSITIVE_PAUSE).order_by("started_at")
+    origin = call.streams.filter(kind=MediaStream.Kind.TRANSCRIPTION).aggregate(first=Min("connected_at"))["first"]
+    origin = origin or call.connected_at or call.created_at
+    return [
+        (gap, PauseNote(_ticks_since(origin, gap.started_at), _ticks_since(origin, gap.ended_at), f"[{gap.detail}]"))
+        for gap in pauses
+    ]
+
+
+def _ticks_since(origin: datetime, moment: datetime | None) -> int:
+    elapsed = (moment or timezone.now()) - origin
+    return max(0, round(elapsed.total_seconds() * 1000)) * TICKS_PER_MILLISECOND
 
 
 def ticks_to_ms(ticks: int) -> int | Decimal:
@@ -60,6 +111,7 @@ def transcript_json(call: Call) -> str:
             "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         },
         "segments": [_segment_json(segment) for segment in transcript_segments(call)],
+        "gaps": [_gap_json(gap) for gap in call.gaps.order_by("started_at", "id")],
     }
     return json.dumps(document, indent=2, default=_decimal, ensure_ascii=False) + "\n"
 
@@ -83,6 +135,16 @@ def _segment_json(segment: TranscriptSegment) -> dict[str, Any]:
     }
 
 
+def _gap_json(gap: Gap) -> dict[str, Any]:
+    return {
+        "reason": gap.reason,
+        "reason_label": gap.get_reason_display(),
+        "started_at": gap.started_at.isoformat(),
+        "ended_at": gap.ended_at.isoformat() if gap.ended_at else None,
+        "detail": gap.detail,
+    }
+
+
 def _decimal(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
@@ -90,31 +152,35 @@ def _decimal(value: Any) -> Any:
 
 
 def transcript_text(call: Call) -> str:
-    lines = [
-        f"[{_clock(segment.offset_ticks, '.')}] {speaker(segment)}: {segment.text}"
-        for segment in transcript_segments(call)
-    ]
+    lines = [f"[{_clock(entry.offset_ticks, '.')}] {_said(entry)}" for entry in transcript_entries(call)]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
 def transcript_vtt(call: Call) -> str:
-    cues = [
-        f"{_timing(segment, '.')}\n<v {_cue_text(speaker(segment))}>{_cue_text(segment.text)}"
-        for segment in transcript_segments(call)
-    ]
+    cues = [f"{_timing(entry, '.')}\n{_vtt_text(entry)}" for entry in transcript_entries(call)]
     return "WEBVTT\n\n" + "".join(f"{cue}\n\n" for cue in cues)
 
 
 def transcript_srt(call: Call) -> str:
     cues = [
-        f"{number}\n{_timing(segment, ',')}\n{speaker(segment)}: {segment.text}"
-        for number, segment in enumerate(transcript_segments(call), start=1)
+        f"{number}\n{_timing(entry, ',')}\n{_said(entry)}"
+        for number, entry in enumerate(transcript_entries(call), start=1)
     ]
     return "".join(f"{cue}\n\n" for cue in cues)
 
 
-def _timing(segment: TranscriptSegment, decimal_mark: str) -> str:
-    return f"{_clock(segment.offset_ticks, decimal_mark)} --> {_clock(segment.end_ticks, decimal_mark)}"
+def _said(entry: Entry) -> str:
+    return entry.text if isinstance(entry, PauseNote) else f"{speaker(entry)}: {entry.text}"
+
+
+def _vtt_text(entry: Entry) -> str:
+    if isinstance(entry, PauseNote):
+        return _cue_text(entry.text)
+    return f"<v {_cue_text(speaker(entry))}>{_cue_text(entry.text)}"
+
+
+def _timing(entry: Entry, decimal_mark: str) -> str:
+    return f"{_clock(entry.offset_ticks, decimal_mark)} --> {_clock(entry.end_ticks, decimal_mark)}"
 
 
 def _clock(ticks: int, decimal_mark: str) -> str:

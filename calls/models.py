@@ -75,6 +75,8 @@ class Call(models.Model):
         ACTIVE = "active"
         STOPPING = "stopping"
         FAILED = "failed"
+        # Transcription only: stopped by staff while a caller gives sensitive data (calls/pause.py).
+        PAUSED = "paused"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     call_connection_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
@@ -257,6 +259,8 @@ class Gap(models.Model):
         AUDIO_GAP = "audio_gap"
         STOPPED_BY_STAFF = "stopped_by_staff"
         ACS_FAILURE = "acs_failure"
+        # Intended, not a fault: staff paused transcription and audio capture (calls/pause.py).
+        SENSITIVE_PAUSE = "sensitive_pause", "Paused for sensitive data"
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="gaps")
     stream = models.ForeignKey(MediaStream, on_delete=models.SET_NULL, null=True, blank=True, related_name="gaps")
@@ -362,7 +366,8 @@ class CallEvent(models.Model):
 
 
 class RecoveryJob(models.Model):
-    """A restart of media streaming or transcription that staff did not ask to stop.
+    """A restart of media streaming or transcription that staff did not ask to stop, a check on a call
+    ACS has gone quiet about, or the end of a pause for sensitive data that staff forgot.
 
     Any server process may run it: workers claim due jobs with SELECT ... FOR UPDATE SKIP LOCKED, so
     exactly one process owns a call's recovery at a time.
@@ -372,6 +377,7 @@ class RecoveryJob(models.Model):
         MEDIA_STREAMING = "media_streaming"
         TRANSCRIPTION = "transcription"
         CALL_CHECK = "call_check"
+        PAUSE_LIMIT = "pause_limit", "Resume after a pause"  # SENSITIVE_PAUSE_MAX_SECONDS (calls/pause.py)
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="recovery_jobs")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -408,6 +414,29 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.action} {self.call_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class ApiToken(models.Model):
+    """A key an integration (an agent desktop, an IVR) sends as `Authorization: Bearer <key>` to use the
+    JSON API as one staff user, with that user's permissions (calls/api_tokens.py).
+
+    Only the key's SHA-256 digest is stored: the key is shown once, when it is made.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text='What uses it, e.g. "IVR payment flow".')
+    prefix = models.CharField(max_length=12, editable=False, help_text="The key's first characters.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…, {self.user})"
 
 
 def validate_redaction_pattern(pattern: str) -> None:

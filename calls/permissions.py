@@ -1,4 +1,5 @@
-"""Who may watch calls: the call pages, the admin's live panel and the live-feed sockets all ask here."""
+"""Who may watch calls (the call pages, the admin's live panel and the live-feed sockets all ask here) and
+who may control them (the call page's controls and the JSON API)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils.crypto import constant_time_compare
 
 WATCH_PERMISSION = "calls.watch_call"
+CONTROL_PERMISSION = "calls.control_call"
 
 
 def can_watch(user: AbstractBaseUser | AnonymousUser) -> bool:
     return bool(user.is_authenticated and user.is_staff and user.is_active and user.has_perm(WATCH_PERMISSION))
+
+
+def can_control(user: AbstractBaseUser | AnonymousUser) -> bool:
+    return bool(user.is_authenticated and user.is_staff and user.is_active and user.has_perm(CONTROL_PERMISSION))
 
 
 def session_can_watch(session_key: str | None) -> bool:

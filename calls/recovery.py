@@ -7,6 +7,9 @@ close calls whose CallDisconnected never arrived.
 - Restarts back off: 1 s before the first try, then doubling to at most 30 s, 5 tries at most.
 - A live call that ACS has said nothing about for CALL_CHECK_AFTER seconds is checked with
   get_call_properties and closed when ACS no longer knows it (404) or says it is disconnected.
+- A pause for sensitive data (calls/pause.py) that staff have not ended after SENSITIVE_PAUSE_MAX_SECONDS
+  is ended here, and transcription restarted like any other stream. The job is a row, so the pause ends
+  on time even when the process that paused has gone.
 
 Jobs are RecoveryJob rows. A worker claims the due jobs of one call with SELECT ... FOR UPDATE SKIP
 LOCKED and runs them inside that transaction, so while one worker holds a call's jobs every other
@@ -56,13 +59,29 @@ def stream_for(job_kind: str) -> StreamKind:
 # --- scheduling ------------------------------------------------------------------------------------------
 
 
-def schedule_restart(call: Call, stream: StreamKind, reason: str) -> RecoveryJob | None:
-    """Schedule a restart for a (locked) call, unless one is already waiting or running."""
+def schedule_restart(
+    call: Call, stream: StreamKind, reason: str, *, delay: timedelta | None = None
+) -> RecoveryJob | None:
+    """Schedule a restart for a (locked) call, unless one is already waiting or running; after the first
+    backoff unless `delay` says otherwise."""
+    delay = backoff(0) if delay is None else delay
     kind = control.stream_job_kind(stream)
     if RecoveryJob.objects.filter(call=call, kind=kind, finished_at__isnull=True).exists():
         return None
-    control.record_event(call, "Callscribe.RecoveryScheduled", f"{reason}; restarting in {FIRST_DELAY:.0f} s")
-    return RecoveryJob.objects.create(call=call, kind=kind, reason=reason, due_at=timezone.now() + backoff(0))
+    control.record_event(call, "Callscribe.RecoveryScheduled", f"{reason}; restarting in {delay.seconds} s")
+    return RecoveryJob.objects.create(call=call, kind=kind, reason=reason, due_at=timezone.now() + delay)
+
+
+def schedule_pause_limit(call: Call) -> RecoveryJob:
+    """End a (locked) call's pause for sensitive data after SENSITIVE_PAUSE_MAX_SECONDS, unless staff
+    resume it first (which finishes this job)."""
+    limit = settings.SENSITIVE_PAUSE_MAX_SECONDS
+    return RecoveryJob.objects.create(
+        call=call,
+        kind=RecoveryJob.Kind.PAUSE_LIMIT,
+        reason=f"A pause for sensitive data ends after {limit} s",
+        due_at=timezone.now() + timedelta(seconds=limit),
+    )
 
 
 def schedule_call_check(call: Call, reason: str) -> RecoveryJob | None:
@@ -162,6 +181,8 @@ def run_job(job: RecoveryJob) -> None:
         _finish(job, "The call ended.")
     elif job.kind == RecoveryJob.Kind.CALL_CHECK:
         _check_call(job, call)
+    elif job.kind == RecoveryJob.Kind.PAUSE_LIMIT:
+        _end_forgotten_pause(job, call)
     else:
         _restart_stream(job, call, stream_for(job.kind))
 
@@ -169,6 +190,8 @@ def run_job(job: RecoveryJob) -> None:
 def _restart_stream(job: RecoveryJob, call: Call, stream: StreamKind) -> None:
     if not getattr(call, stream.wanted_field):
         return _finish(job, "Staff stopped it.")
+    if getattr(call, stream.status_field) == Status.PAUSED:
+        return _finish(job, "Paused for sensitive data.")
     if getattr(call, stream.status_field) == Status.ACTIVE:
         return _finish(job, f"{stream.label} is running again.")
     if call.state != Call.State.CONNECTED:  # callbacks can overtake CallConnected: wait for it
@@ -186,6 +209,8 @@ def _restart_stream(job: RecoveryJob, call: Call, stream: StreamKind) -> None:
         if changed:
             live_events.save_with_sequence(call, changed, stream.change)
         control.record_event(call, "Callscribe.RecoveryRestartRequested", f"{stream.label}: try {job.attempts}")
+    if getattr(call, stream.status_field) == Status.PAUSED:
+        return _stop_during_pause(job, call)
     # Not finished yet: the Started callback finishes it; if none comes, this runs again.
     _retry(job, backoff(job.attempts))
 
@@ -201,6 +226,34 @@ def _request_restart(call: Call, stream: StreamKind) -> None:
         else:
             acs.stop_transcription(call.call_connection_id or "")
     control.request_stream_start(call, stream)
+
+
+def _stop_during_pause(job: RecoveryJob, call: Call) -> None:
+    """Staff paused for sensitive data while this worker was asking ACS to restart transcription: the
+    pause found nothing running to stop, so stop what this worker started."""
+    try:
+        acs.stop_transcription(call.call_connection_id or "")
+    except AcsError as error:
+        control.record_event(call, "Callscribe.AcsError", error.message, status_code=error.status_code)
+    _finish(job, "Paused for sensitive data.")
+
+
+def _end_forgotten_pause(job: RecoveryJob, call: Call) -> None:
+    limit = round((job.due_at - job.created_at).total_seconds())  # as the process that paused had it
+    with transaction.atomic():
+        call = control.locked_call(call.pk)
+        # Staff may have resumed and paused again since this job was made: that pause has its own job.
+        if not stream_state.open_pause(call).filter(started_at__lte=job.created_at).exists():
+            return _finish(job, "The pause had ended.")
+        detail = f"resumed by itself after {limit} s"
+        transition, changed = stream_state.apply(call, TRANSCRIPTION, stream_state.Event.RESUME, detail=detail)
+        if transition.refused:
+            return _finish(job, f"Transcription is {transition.refused}.")
+        live_events.save_with_sequence(call, changed, TRANSCRIPTION.change)
+        control.record_event(call, "Callscribe.SensitivePauseEnded", f"Transcription and audio capture {detail}")
+        if transition.state.status == Status.STARTING:
+            schedule_restart(call, TRANSCRIPTION, "Resumed after a pause", delay=timedelta(0))
+    _finish(job, f"Resumed after {limit} s.")
 
 
 def _restart_failed(job: RecoveryJob, call: Call, stream: StreamKind, error: AcsError) -> None:

@@ -18,6 +18,11 @@ happened and applies the `Transition` it returns with `apply`, so the rules are 
 - A stream that stops or fails while staff want it on a connecting or connected call is lost: a gap
   opens and recovery restarts it (calls/recovery.py).
 - Staff stopping a stream opens a gap once ACS has accepted the stop.
+- Staff pausing transcription for sensitive data (calls/pause.py) makes it `paused` and opens a gap of
+  its own kind at once (a gap already open, say staff had stopped transcription, stays open: it is
+  still true after the pause). Nothing ACS or a socket reports changes a paused stream, and recovery
+  leaves it alone. Resuming closes the pause's gap and starts the stream again if staff still want
+  it: `wanted` is kept through the pause, as what staff want afterwards.
 
 `next_state` is pure (see the table test in tests/calls/test_stream_state.py); `apply` writes the
 result on a locked call and its gaps, and leaves saving the call to the caller, who saves it with the
@@ -90,6 +95,8 @@ class Event(StrEnum):
     RECOVERY_LOST = "recovery_lost"  # a dropped socket was not back in time and ACS said nothing
     RECOVERY_RESTARTING = "recovery_restarting"  # the worker asked ACS to start it again
     RECOVERY_GAVE_UP = "recovery_gave_up"
+    STAFF_PAUSE = "staff_pause"  # pause for sensitive data (transcription only)
+    RESUME = "resume"  # staff, or the recovery worker once the pause has lasted SENSITIVE_PAUSE_MAX_SECONDS
     CALL_ENDED = "call_ended"
 
 
@@ -100,6 +107,8 @@ class GapAction(StrEnum):
     OPEN_STOPPED_BY_STAFF = "open_stopped_by_staff"
     CLOSE = "close"  # the stream is back: the kind's open gaps end now
     CLOSE_SOCKET_DROP = "close_socket_drop"  # the socket is back: the gaps on its stream record end now
+    OPEN_PAUSE = "open_pause"  # a SENSITIVE_PAUSE gap starts
+    CLOSE_PAUSE = "close_pause"  # the pause's gap ends now
     END_OF_CALL = "end_of_call"  # drops within CALL_END_GRACE discarded, every other gap closed
 
 
@@ -128,6 +137,7 @@ class Transition:
 
 _STARTABLE = (Status.INACTIVE, Status.FAILED)
 _STOPPABLE = (Status.ACTIVE, Status.STARTING)
+PAUSED_REFUSAL = "paused for sensitive data; resume it instead"
 
 
 def next_state(state: StreamState, event: Event, call: CallFacts = CallFacts()) -> Transition:
@@ -136,7 +146,7 @@ def next_state(state: StreamState, event: Event, call: CallFacts = CallFacts()) 
     unchanged = Transition(state)
     match event:
         case Event.SOCKET_OPENED | Event.ACS_STARTED:
-            if not call.live or not wanted or status == Status.STOPPING:
+            if not call.live or not wanted or status in (Status.STOPPING, Status.PAUSED):
                 return unchanged
             closes = GapAction.CLOSE_SOCKET_DROP if event == Event.SOCKET_OPENED else GapAction.CLOSE
             return Transition(StreamState(Status.ACTIVE, wanted), closes)
@@ -145,12 +155,14 @@ def next_state(state: StreamState, event: Event, call: CallFacts = CallFacts()) 
                 return Transition(state, GapAction.OPEN_SOCKET_DROP)
             return unchanged
         case Event.ACS_STOPPED | Event.ACS_FAILED:
-            if not call.live:
+            if not call.live or status == Status.PAUSED:  # the stop the pause asked for; nothing to lose
                 return unchanged
             new = StreamState(Status.INACTIVE if event == Event.ACS_STOPPED else Status.FAILED, wanted)
             if wanted and call.connecting_or_connected:
                 return Transition(new, GapAction.OPEN_ACS_FAILURE, recover=True)
             return Transition(new)
+        case Event.STAFF_START | Event.STAFF_STOP if status == Status.PAUSED:
+            return Transition(state, refused=PAUSED_REFUSAL)
         case Event.STAFF_START:
             if status in (Status.ACTIVE, Status.STARTING):
                 return Transition(state, refused=f"already {status}")
@@ -173,11 +185,24 @@ def next_state(state: StreamState, event: Event, call: CallFacts = CallFacts()) 
                 return Transition(StreamState(Status.FAILED, wanted), recover=True)
             return unchanged
         case Event.RECOVERY_RESTARTING:
-            if status == Status.ACTIVE:
+            if status in (Status.ACTIVE, Status.PAUSED):
                 return unchanged
             return Transition(StreamState(Status.STARTING, wanted))
         case Event.RECOVERY_GAVE_UP:
+            if status == Status.PAUSED:
+                return unchanged
             return Transition(StreamState(Status.FAILED, wanted))
+        case Event.STAFF_PAUSE:
+            if status == Status.PAUSED:
+                return Transition(state, refused="already paused")
+            if status == Status.STOPPING:
+                return Transition(state, refused="still stopping; try again in a moment")
+            return Transition(StreamState(Status.PAUSED, wanted), GapAction.OPEN_PAUSE)
+        case Event.RESUME:
+            if status != Status.PAUSED:
+                return Transition(state, refused="not paused")
+            resumed = StreamState(Status.STARTING if wanted else Status.INACTIVE, wanted)
+            return Transition(resumed, GapAction.CLOSE_PAUSE)
         case Event.CALL_ENDED:
             return Transition(StreamState(Status.INACTIVE, wanted), GapAction.END_OF_CALL)
     raise ValueError(f"unknown stream event {event!r}")
@@ -240,6 +265,12 @@ def _apply_gap(call: Call, stream: StreamKind, action: GapAction, record: MediaS
             close_gaps(call, stream)
         case GapAction.CLOSE_SOCKET_DROP if record is not None and record.pk is not None:
             Gap.objects.filter(stream=record, ended_at__isnull=True).update(ended_at=timezone.now())
+        case GapAction.OPEN_PAUSE:
+            latest = call.streams.filter(kind=stream.kind).order_by("-connected_at", "-id").first()
+            reason = Gap.Reason.SENSITIVE_PAUSE
+            Gap.objects.create(call=call, stream=latest, reason=reason, started_at=timezone.now(), detail=detail)
+        case GapAction.CLOSE_PAUSE:
+            _close_pause(call, detail)
         case GapAction.END_OF_CALL:
             _end_of_call_gaps(call)
 
@@ -249,6 +280,11 @@ def open_gaps(call: Call, stream: StreamKind) -> Any:
     return Gap.objects.filter(call=call, ended_at__isnull=True).filter(
         Q(stream__kind=stream.kind) | Q(stream__isnull=True, detail__startswith=stream.label)
     )
+
+
+def open_pause(call: Call) -> Any:
+    """The call's pause for sensitive data, while it lasts (one gap, or none)."""
+    return Gap.objects.filter(call=call, reason=Gap.Reason.SENSITIVE_PAUSE, ended_at__isnull=True)
 
 
 def open_gap(call: Call, stream: StreamKind, reason: str, detail: str) -> Gap | None:
@@ -263,6 +299,23 @@ def open_gap(call: Call, stream: StreamKind, reason: str, detail: str) -> Gap | 
 
 def close_gaps(call: Call, stream: StreamKind) -> None:
     open_gaps(call, stream).update(ended_at=timezone.now())
+
+
+def _close_pause(call: Call, detail: str) -> None:
+    """End the pause's gap, saying how it ended after who started it ("…; resumed by bob")."""
+    for gap in open_pause(call):
+        gap.ended_at = timezone.now()
+        gap.detail = f"{gap.detail}; {detail}" if detail else gap.detail
+        gap.save(update_fields=["ended_at", "detail"])
+
+
+def pause_refused(call: Call, before: StreamState) -> list[str]:
+    """ACS would not stop transcription for a pause: the stream as it was before, and no pause. Returns
+    the fields that changed (none when the pause has ended meanwhile)."""
+    if call.transcription_status != Status.PAUSED:
+        return []
+    open_pause(call).delete()
+    return set_state(call, TRANSCRIPTION, before)
 
 
 def _end_of_call_gaps(call: Call) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from calls import audio_views, control_views, deletion_views, views, webhooks
+from calls import api_views, audio_views, control_views, deletion_views, views, webhooks
 
 # Staff controls (calls/control_views.py): POST only, no trailing slash.
 control_urls = [
@@ -10,7 +10,15 @@ control_urls = [
     path("streaming/stop", control_views.stop_streaming, name="calls-streaming-stop"),
     path("transcription/start", control_views.start_transcription, name="calls-transcription-start"),
     path("transcription/stop", control_views.stop_transcription, name="calls-transcription-stop"),
+    path("pause", control_views.pause_call, name="calls-pause"),
+    path("resume", control_views.resume_call, name="calls-resume"),
     path("hangup", control_views.hang_up, name="calls-hangup"),
+]
+
+# The JSON API for integrations (calls/api_views.py): POST with an API token.
+api_urls = [
+    path("pause", api_views.pause_call, name="api-calls-pause"),
+    path("resume", api_views.resume_call, name="api-calls-resume"),
 ]
 
 urlpatterns = [
@@ -23,6 +31,7 @@ urlpatterns = [
     path("calls/<uuid:call_id>/delete", deletion_views.delete_call, name="calls-delete"),
     path("calls/new", control_views.new_call, name="calls-new"),
     path("calls/<uuid:call_id>/", include(control_urls)),
+    path("api/calls/<uuid:call_id>/", include(api_urls)),
     # ACS webhooks (calls/webhooks.py).
     path("api/callbacks", webhooks.callbacks, name="acs-callbacks"),
     path("api/incoming-call", webhooks.incoming_call, name="acs-incoming-call"),

@@ -216,6 +216,11 @@ RECOVERY_WORKER = env.bool("RECOVERY_WORKER", default="pytest" not in sys.module
 RECOVERY_POLL_INTERVAL = env.float("RECOVERY_POLL_INTERVAL", default=1.0)
 # A live call ACS has said nothing about for this many seconds is checked with get_call_properties.
 CALL_CHECK_AFTER = env.int("CALL_CHECK_AFTER", default=300)
+# A pause for sensitive data (calls/pause.py) ends by itself after this many seconds, so a pause staff
+# forget does not lose the rest of the call. The recovery worker ends it.
+SENSITIVE_PAUSE_MAX_SECONDS = env.int("SENSITIVE_PAUSE_MAX_SECONDS", default=180)
+if SENSITIVE_PAUSE_MAX_SECONDS < 1:
+    raise ImproperlyConfigured("SENSITIVE_PAUSE_MAX_SECONDS must be at least 1.")
 
 # --- Media sockets -----------------------------------------------------------------------------
 # A signed media-socket URL must outlive the longest call, since ACS reconnects to the same URL.

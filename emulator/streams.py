@@ -185,9 +185,10 @@ class SocketStream:
         self.notify(*self.failed_event(events.result_information(code, sub_code, message), details))
 
     async def _send(self, packet: dict[str, Any] | str) -> bool:
-        """Send one text frame; a closed socket is left to the supervisor, which reconnects."""
+        """Send one text frame; a closed socket is left to the supervisor, which reconnects. Nothing is
+        sent once the subscription is stopped, though its socket closes a moment later."""
         connection = self.connection
-        if connection is None:
+        if connection is None or self.stopped:
             return False
         try:
             await connection.send(packet if isinstance(packet, str) else json.dumps(packet))
@@ -299,7 +300,7 @@ class MediaStream(SocketStream):
         """One text frame per packet, as `_send` sends them, but one write to the socket for all (a
         media socket carries a frame per participant every 20 ms: this keeps the emulator cheap)."""
         connection = self.connection
-        if connection is None:
+        if connection is None or self.stopped:
             return False
         try:
             async with connection.send_context():

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -28,11 +29,11 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError
 from django.utils import timezone
 
-from calls import live_events, participants, redaction_rules, services
+from calls import live_events, participants, pause, redaction_rules, services
 from calls.models import Call, MediaStream
 from streaming import events, metrics, runtime
 from streaming.admission import ACCEPT, CLOSE, FrameGate
-from streaming.audio import AudioRecorder
+from streaming.audio import AudioRecorder, Span
 from streaming.finals_queue import DRAIN_TIMEOUT, FinalsQueue
 from streaming.live_redaction import LiveRedaction
 from streaming.packets import (
@@ -69,6 +70,7 @@ class _Stream:
         self.id = record.pk
         self.subscription_id = record.subscription_id
         self.sample_rate = record.sample_rate or 16000
+        self.offset_base_ticks = 0  # added to transcription offsets: ACS restarts them after a pause
         self.counters: Counter[str] = Counter()  # counted since the last flush
         self.unsaved: Counter[str] = Counter()  # flushed to metrics, not yet written to the database
 
@@ -95,6 +97,7 @@ class MediaSession:
         self.last_frame_at: dict[str, datetime] = {}
         self.frame_ms = DEFAULT_FRAME_MS
         self.recorder: AudioRecorder | None = None
+        self.capture_pauses: list[Span] = []  # as last read, should the database not answer next time
         self.redaction: LiveRedaction | None = None  # made with the first transcription result, unless REDACTION=off
         self._closing = False
         self._closing_task: asyncio.Future[None] | None = None
@@ -127,8 +130,7 @@ class MediaSession:
                 await asyncio.wait([self._flusher], timeout=DRAIN_TIMEOUT)
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=DRAIN_TIMEOUT)
-            if self.recorder is not None:
-                await self.recorder.flush()
+            await self._write_audio()
             self._report_counts()
             for stream in self.streams.values():
                 await self._close_stream(stream)
@@ -251,10 +253,12 @@ class MediaSession:
                 if self.redaction is None
                 else self.redaction.partial(packet.participant_raw_id, packet.text)
             )
-            event = live_events.partial_event(self.call_id, packet.participant_raw_id, text, packet.offset_ticks)
+            offset = packet.offset_ticks + stream.offset_base_ticks
+            event = live_events.partial_event(self.call_id, packet.participant_raw_id, text, offset)
             events.publish(event)
 
     def _final(self, packet: TranscriptionData, stream: _Stream) -> services.Final:
+        base = stream.offset_base_ticks
         return services.Final(
             call_id=self.call_id,
             stream_id=stream.id,
@@ -262,10 +266,10 @@ class MediaSession:
             participant_raw_id=packet.participant_raw_id,
             text=packet.text,
             confidence=packet.confidence,
-            offset_ticks=packet.offset_ticks,
+            offset_ticks=packet.offset_ticks + base,
             duration_ticks=packet.duration_ticks,
             words=[
-                {"text": word.text, "offset": word.offset_ticks, "duration": word.duration_ticks}
+                {"text": word.text, "offset": word.offset_ticks + base, "duration": word.duration_ticks}
                 for word in packet.words
             ],
             received_at=timezone.now(),
@@ -307,6 +311,8 @@ class MediaSession:
             correlation_id=self.correlation_id,
         )
         stream = self.streams[kind] = _Stream(record)
+        if kind == TRANSCRIPTION:
+            stream.offset_base_ticks = await database_sync_to_async(pause.offset_base_ticks)(call_id=self.call_id)
         stream.counters.update(self.unattributed)
         self.unattributed.clear()
         if previous is not None:  # a new subscription on the same socket: close the old record
@@ -339,13 +345,28 @@ class MediaSession:
 
     async def _flush(self) -> None:
         """Write buffered audio, and hand the counters to the metrics and to `stream_counters`."""
-        if self.recorder is not None:
-            await self.recorder.flush()
+        await self._write_audio()
         self._report_counts()
         for stream in self.streams.values():
             if stream.unsaved:
                 stream_counters.add(stream.id, stream.unsaved)
                 stream.unsaved = Counter()
+
+    async def _write_audio(self) -> None:
+        """Write buffered audio, as silence where it arrived during a pause for sensitive data. Which
+        stretches were paused is read now, with the audio in hand, so a pause made through any process
+        counts, from the moment staff asked for it."""
+        if self.recorder is None or (since := self.recorder.oldest_arrival) is None:
+            return
+        try:
+            pauses = await database_sync_to_async(pause.capture_pauses)(
+                call_id=self.call_id, since=datetime.fromtimestamp(since, UTC)
+            )
+        except DatabaseError as error:
+            self.log.problem("pauses not read (the last ones read apply): %s", error)
+        else:
+            self.capture_pauses = [(start.timestamp(), end.timestamp() if end else math.inf) for start, end in pauses]
+        await self.recorder.flush(self.capture_pauses)
 
     def _report_counts(self) -> None:
         """Add what was counted since the last report to the metrics; the database write follows.

@@ -415,7 +415,10 @@ function renderCall(view) {
   setCallField("transcription_status", view.transcription_status);
   setCallField("coverage", view.coverage);
   setCallField("end_reason", view.end_reason);
-  for (const node of document.querySelectorAll('[data-shown-with="end_reason"]')) node.hidden = !view.end_reason;
+  setCallField("pause", view.pause);
+  for (const name of ["end_reason", "pause"]) {
+    for (const node of document.querySelectorAll(`[data-shown-with="${name}"]`)) node.hidden = !view[name];
+  }
   setCallField("ended_at", view.ended_at || "still live");
   if (!view.live) {
     for (const node of document.querySelectorAll('[data-call-field="duration"]')) delete node.dataset.since;

@@ -1,0 +1,94 @@
+"""The JSON API for integrations (an agent desktop, an IVR): pause a call for sensitive data, and resume it.
+
+A caller sends `Authorization: Bearer <API token>` (calls/api_tokens.py), never a session cookie, so
+these views need no CSRF token. The token acts as its staff user, who needs calls.control_call, as on
+the call page. Answers, all JSON: 200 done, 401 no valid token, 403 no permission, 404 no such call,
+405 not a POST, 409 the call's state does not allow it, 502 ACS refused or could not be reached. Each
+action that reaches a call goes to the access log, with the token's name.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from calls import api_tokens, audit, control, display, pause
+from calls.acs import AcsError
+from calls.models import ApiToken, Call
+from calls.permissions import can_control
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    response = JsonResponse({"ok": False, "message": message}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="callscribe"'
+    return response
+
+
+def token_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A POST with a valid API token of a user who may control calls; `request.api_token` is the token."""
+
+    @wraps(view)
+    @csrf_exempt
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            response = _error(405, "Use POST.")
+            response["Allow"] = "POST"
+            return response
+        token = api_tokens.authenticate(request.headers.get("Authorization"))
+        if token is None:
+            logger.warning("API request to %s refused: no valid API token", request.path)
+            return _error(401, "Send a valid API token as Authorization: Bearer <key>.")
+        if not can_control(token.user):
+            return _error(403, f"{token.user.get_username()} may not control calls.")
+        request.user, request.api_token = token.user, token
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+@token_required
+def pause_call(request: HttpRequest, call_id: uuid.UUID) -> JsonResponse:
+    return _run(request, call_id, "pause", pause.pause, "Paused for sensitive data.")
+
+
+@token_required
+def resume_call(request: HttpRequest, call_id: uuid.UUID) -> JsonResponse:
+    return _run(request, call_id, "resume", pause.resume, "Resumed.")
+
+
+def _run(
+    request: HttpRequest, call_id: uuid.UUID, action_name: str, action: Callable[..., Call], done: str
+) -> JsonResponse:
+    call = Call.objects.filter(pk=call_id).first()
+    if call is None:
+        return _error(404, "No such call.")
+    status, message = 200, done
+    try:
+        action(call_id=call.id, user=request.user)
+    except control.WrongState as error:
+        status, message = 409, error.message
+    except AcsError as error:
+        status, message = 502, error.message
+    token: ApiToken = request.api_token  # type: ignore[attr-defined]
+    detail = f"api: {token.name}" + (f": {message}" if status != 200 else "")
+    audit.record_access(request.user, call, action_name, detail)
+    return JsonResponse({"ok": status == 200, "message": message, "call": _call_summary(call_id)}, status=status)
+
+
+def _call_summary(call_id: uuid.UUID) -> dict[str, Any]:
+    call = Call.objects.prefetch_related("gaps").get(pk=call_id)
+    return {
+        "id": str(call.id),
+        "state": call.state,
+        "transcription_status": call.transcription_status,
+        **display.pause_state(call),
+    }
