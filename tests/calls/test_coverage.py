@@ -37,3 +37,24 @@ def test_a_call_that_never_streamed_has_no_coverage(call: Call) -> None:
     call.connected_at, call.ended_at = minutes(0), minutes(5)
     coverage = call_coverage(call, [], [])
     assert (coverage.streamed, coverage.transcribed) == (0.0, 0.0)
+
+
+def test_a_pause_for_sensitive_data_is_neither_transcribed_nor_missed(call: Call) -> None:
+    call.connected_at, call.ended_at = minutes(0), minutes(10)
+    audio = MediaStream(pk=1, call=call, kind="audio", connected_at=minutes(0), disconnected_at=None)
+    text = MediaStream(pk=2, call=call, kind="transcription", connected_at=minutes(0), disconnected_at=None)
+    gaps = [
+        Gap(stream_id=2, reason=Gap.Reason.SENSITIVE_PAUSE, started_at=minutes(2), ended_at=minutes(4)),
+        Gap(stream_id=2, reason=Gap.Reason.SOCKET_DROP, started_at=minutes(3), ended_at=minutes(6)),  # ends after
+        Gap(stream_id=None, reason=Gap.Reason.SENSITIVE_PAUSE, started_at=minutes(9), ended_at=None),  # still on
+    ]
+    coverage = call_coverage(call, [audio, text], gaps)
+    assert coverage.paused == timedelta(minutes=3)
+    assert coverage.transcribed == pytest.approx(5 / 7)  # of the 7 minutes not paused, 4-6 was lost
+    assert coverage.streamed == 1.0  # audio streams on through a pause (only its capture stops)
+
+
+def test_a_call_paused_throughout_has_no_transcription_share(call: Call) -> None:
+    call.connected_at, call.ended_at = minutes(0), minutes(1)
+    pause = Gap(stream_id=None, reason=Gap.Reason.SENSITIVE_PAUSE, started_at=minutes(0), ended_at=minutes(1))
+    assert call_coverage(call, [], [pause]).transcribed is None

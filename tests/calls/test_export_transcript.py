@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -10,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from calls import participants, services
-from calls.models import Call
+from calls.models import Call, Gap, MediaStream
 from calls.tokens import unsign_media_token
 
 pytestmark = pytest.mark.django_db
@@ -120,3 +121,31 @@ def test_media_url_creates_a_call_and_prints_a_signed_socket_url() -> None:
     again = StringIO()
     call_command("media_url", str(call_id), stdout=again)
     assert unsign_media_token(again.getvalue().strip().split("/")[-2]) == call_id
+
+
+def test_a_pause_for_sensitive_data_shows_where_it_happened_in_every_export(call: Call) -> None:
+    start = timezone.now() - timedelta(minutes=5)
+    add_final(call, "4:+1", "My card number is", 10_000_000, 20_000_000)
+    stream = MediaStream.objects.get(call=call)
+    MediaStream.objects.filter(pk=stream.pk).update(connected_at=start)
+    Gap.objects.create(
+        call=call,
+        stream=stream,
+        reason=Gap.Reason.SENSITIVE_PAUSE,
+        started_at=start + timedelta(seconds=4),
+        ended_at=start + timedelta(seconds=34),
+        detail="Transcription and audio capture paused for sensitive data by alice; resumed by alice",
+    )
+    add_final(call, "4:+1", "Thanks, that went through.", 350_000_000, 20_000_000)  # after the pause, at 35 s
+    note = "[Transcription and audio capture paused for sensitive data by alice; resumed by alice]"
+
+    assert export(str(call.id), "txt") == (
+        f"[00:00:01.000] +1: My card number is\n[00:00:04.000] {note}\n[00:00:35.000] +1: Thanks, that went through.\n"
+    )
+    assert f"2\n00:00:04,000 --> 00:00:34,000\n{note}\n\n3\n00:00:35,000" in export(str(call.id), "srt")
+    assert f"00:00:04.000 --> 00:00:34.000\n{note}\n\n" in export(str(call.id), "vtt")
+    document = json.loads(export(str(call.id), "json"))
+    assert [segment["text"] for segment in document["segments"]] == ["My card number is", "Thanks, that went through."]
+    [gap] = document["gaps"]
+    assert (gap["reason"], gap["reason_label"]) == ("sensitive_pause", "Paused for sensitive data")
+    assert gap["detail"].endswith("by alice; resumed by alice") and gap["ended_at"]

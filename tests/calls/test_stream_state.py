@@ -12,7 +12,7 @@ from calls.stream_state import CallFacts, Event, GapAction, StreamState, Transit
 from tests.calls.conftest import new_call
 
 S = Call.StreamStatus
-INACTIVE, STARTING, ACTIVE, STOPPING, FAILED = S.INACTIVE, S.STARTING, S.ACTIVE, S.STOPPING, S.FAILED
+INACTIVE, STARTING, ACTIVE, STOPPING, FAILED, PAUSED = S.INACTIVE, S.STARTING, S.ACTIVE, S.STOPPING, S.FAILED, S.PAUSED
 LIVE = CallFacts()
 ENDED = CallFacts(live=False, connected=False, connecting_or_connected=False)
 RINGING = CallFacts(connected=False, connecting_or_connected=True)
@@ -63,8 +63,26 @@ TABLE = [
     (FAILED, True, Event.RECOVERY_RESTARTING, LIVE, STARTING, True, GapAction.NONE, False),
     (ACTIVE, True, Event.RECOVERY_RESTARTING, LIVE, ACTIVE, True, GapAction.NONE, False),
     (STARTING, True, Event.RECOVERY_GAVE_UP, LIVE, FAILED, True, GapAction.NONE, False),
+    # a pause for sensitive data: paused at once, whatever ran; what staff want is kept for afterwards
+    (ACTIVE, True, Event.STAFF_PAUSE, LIVE, PAUSED, True, GapAction.OPEN_PAUSE, False),
+    (STARTING, True, Event.STAFF_PAUSE, LIVE, PAUSED, True, GapAction.OPEN_PAUSE, False),
+    (FAILED, True, Event.STAFF_PAUSE, LIVE, PAUSED, True, GapAction.OPEN_PAUSE, False),
+    (INACTIVE, False, Event.STAFF_PAUSE, LIVE, PAUSED, False, GapAction.OPEN_PAUSE, False),
+    # ... and nothing ACS, a socket or recovery report changes a paused stream
+    (PAUSED, True, Event.ACS_STOPPED, LIVE, PAUSED, True, GapAction.NONE, False),
+    (PAUSED, True, Event.ACS_FAILED, LIVE, PAUSED, True, GapAction.NONE, False),
+    (PAUSED, True, Event.ACS_STARTED, LIVE, PAUSED, True, GapAction.NONE, False),
+    (PAUSED, True, Event.SOCKET_OPENED, LIVE, PAUSED, True, GapAction.NONE, False),
+    (PAUSED, True, Event.SOCKET_CLOSED, LIVE, PAUSED, True, GapAction.NONE, False),
+    (PAUSED, True, Event.RECOVERY_LOST, LIVE, PAUSED, True, GapAction.NONE, False),
+    (PAUSED, True, Event.RECOVERY_RESTARTING, LIVE, PAUSED, True, GapAction.NONE, False),
+    (PAUSED, True, Event.RECOVERY_GAVE_UP, LIVE, PAUSED, True, GapAction.NONE, False),
+    # resuming starts it again if staff want it
+    (PAUSED, True, Event.RESUME, LIVE, STARTING, True, GapAction.CLOSE_PAUSE, False),
+    (PAUSED, False, Event.RESUME, LIVE, INACTIVE, False, GapAction.CLOSE_PAUSE, False),
     # the end of the call
     (ACTIVE, True, Event.CALL_ENDED, ENDED, INACTIVE, True, GapAction.END_OF_CALL, False),
+    (PAUSED, True, Event.CALL_ENDED, ENDED, INACTIVE, True, GapAction.END_OF_CALL, False),
     (STOPPING, False, Event.CALL_ENDED, ENDED, INACTIVE, False, GapAction.END_OF_CALL, False),
     (FAILED, True, Event.CALL_ENDED, ENDED, INACTIVE, True, GapAction.END_OF_CALL, False),
 ]
@@ -92,6 +110,11 @@ REFUSALS = [
     (STOPPING, Event.STAFF_START, "still stopping; try again in a moment"),
     (INACTIVE, Event.STAFF_STOP, "not active"),
     (STOPPING, Event.STAFF_STOP, "already stopping"),
+    (PAUSED, Event.STAFF_START, "paused for sensitive data; resume it instead"),
+    (PAUSED, Event.STAFF_STOP, "paused for sensitive data; resume it instead"),
+    (PAUSED, Event.STAFF_PAUSE, "already paused"),
+    (STOPPING, Event.STAFF_PAUSE, "still stopping; try again in a moment"),
+    (ACTIVE, Event.RESUME, "not paused"),
 ]
 
 

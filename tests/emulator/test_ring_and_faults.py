@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 
 import pytest
 from azure.communication.callautomation import PhoneNumberIdentifier
 from azure.core.exceptions import HttpResponseError
 
 from emulator.control_client import ControlAPIError
-from tests.emulator.conftest import FakeApp
+from tests.emulator.conftest import FakeApp, Socket
 
 
 async def ring(acs, app: FakeApp) -> str:
@@ -129,3 +130,49 @@ async def test_it_gives_up_when_a_dropped_socket_cannot_reconnect(acs, app: Fake
     with pytest.raises(ControlAPIError):
         await _in_thread(acs.fault, call_id, "drop_socket", which="media")
     await _in_thread(acs.hang_up, call_id)
+
+
+async def test_it_stops_and_starts_transcription_mid_call_as_acs_does(acs, app: FakeApp) -> None:
+    await _in_thread(acs.ring, f"{app.base_url}/api/incoming-call?secret=XYZ", "support_call")
+    await app.wait_for(lambda: app.answered)
+    call_id = app.answered[-1].call_connection_id
+    await app.wait_for(lambda: "TranscriptionStarted" in app.types(call_id))
+    [first] = app.sockets_for("transcription", call_id)
+    await app.wait_for(lambda: finals(first), timeout=10)
+    connection = app.client.get_call_connection(call_id)
+
+    await connection.stop_transcription(operation_context="pause")
+    stopped_at = time.time()
+
+    await app.wait_for(lambda: "TranscriptionStopped" in app.types(call_id) and first.closed)
+    stopped = app.callback("TranscriptionStopped", call_id).data
+    assert stopped["operationContext"] == "pause"
+    assert stopped["transcriptionUpdate"] == {
+        "transcriptionStatus": "transcriptionStopped",
+        "transcriptionStatusDetails": "subscriptionStopped",
+    }
+    assert (await connection.get_call_properties()).transcription_subscription.state == "inactive"
+    await asyncio.sleep(2.5)  # the script speaks on; nothing of it is transcribed
+    snapshot = (await _in_thread(acs.call, call_id))["transcription"]
+    assert snapshot["finals_sent"] and all(final["sent_at"] < stopped_at for final in snapshot["finals_sent"])
+    assert len(app.sockets_for("transcription", call_id)) == 1
+
+    await connection.start_transcription(operation_context="resume")
+    restarted_at = time.time()
+
+    await app.wait_for(lambda: len(app.sockets_for("transcription", call_id)) == 2)
+    second = app.sockets_for("transcription", call_id)[1]
+    [final, *_] = await app.wait_for(lambda: finals(second), timeout=10)
+    started = [c.data.get("operationContext") for c in app.callbacks if c.type == "TranscriptionStarted"]
+    assert started == [None, "resume"]
+    metadata = second.packets[0]["transcriptionMetadata"]
+    assert metadata["subscriptionId"] == first.packets[0]["transcriptionMetadata"]["subscriptionId"]
+    assert final["offset"] <= (time.time() - restarted_at) * 10_000_000  # offsets start again at zero
+    assert (await connection.get_call_properties()).transcription_subscription.state == "active"
+    await connection.hang_up(is_for_everyone=True)
+    await app.wait_for(lambda: "CallDisconnected" in app.types(call_id))
+
+
+def finals(socket: Socket) -> list[dict]:
+    results = [packet["transcriptionData"] for packet in socket.of_kind("TranscriptionData")]
+    return [result for result in results if result["resultStatus"] == "Final"]
