@@ -585,6 +585,7 @@ class AudioSync {
 class Controls {
   constructor(section) {
     this.section = section;
+    this.view = null; // the server's latest description of the call
     this.feedback = section.querySelector("[data-control-feedback]");
     for (const form of section.querySelectorAll("form[data-control]")) {
       form.addEventListener("submit", (event) => this.submit(event, form));
@@ -619,7 +620,8 @@ class Controls {
     } catch (error) {
       this.say(`Could not reach the server: ${error.message}`, "error");
     } finally {
-      button.disabled = false;
+      // As the server last described the call: its event may have come before this answer.
+      button.disabled = this.view ? !this.view.controls[form.dataset.control] : false;
     }
   }
 
@@ -630,6 +632,7 @@ class Controls {
 
   // The server says which controls apply (calls/display.py control_states).
   sync(view) {
+    this.view = view;
     for (const form of this.section.querySelectorAll("form[data-control]")) {
       form.querySelector("button").disabled = !view.controls[form.dataset.control];
     }

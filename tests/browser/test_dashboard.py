@@ -294,3 +294,58 @@ def test_a_call_ended_while_watched_reads_the_same_as_the_page_reloaded(
     assert len(seen_after_reload["participants"]) == 2
     assert seen_after_reload["audio"] is not None
     assert seen_live == seen_after_reload
+
+
+PAUSE_FACTS = """() => {
+  const shown = (node) => Boolean(node) && node.checkVisibility();
+  const texts = (selector) =>
+    [...document.querySelectorAll(selector)].filter(shown).map((node) => node.textContent.trim().replace(/\\s+/g, " "));
+  return {
+    // A live call's duration and coverage move on between events: left out.
+    facts: texts(".call-facts > div").filter((fact) => !/^(Duration|Coverage)/.test(fact)),
+    gaps: texts(".gaps td, .gaps p"),
+    enabled: [...document.querySelectorAll("form[data-control]")]
+      .filter((form) => !form.querySelector("button").disabled)
+      .map((form) => form.dataset.control),
+  };
+}"""
+
+
+def test_pausing_and_resuming_from_the_page_reads_the_same_live_and_after_a_reload(page: object) -> None:
+    """Staff press Pause, then Resume; the page shows each as a reload would (the call's transcription
+    was stopped, so neither asks ACS anything)."""
+    from playwright.sync_api import expect
+
+    call = off_the_loop(
+        given.new_call,
+        state=Call.State.CONNECTED,
+        call_connection_id="acs-call-1",
+        transcription_status=Call.StreamStatus.INACTIVE,
+        transcription_wanted=False,
+    )
+    page.goto(f"/calls/{call.id}/")
+    expect(live_status(page)).to_have_attribute("data-state", "live")
+    paused_fact = page.locator('[data-call-field="pause"]')
+    expect(paused_fact).to_be_hidden()
+
+    page.get_by_role("button", name="Pause for sensitive data").click()
+
+    expect(page.locator("[data-control-feedback]")).to_have_text(re.compile("^Paused for sensitive data"))
+    expect(paused_fact).to_have_text(re.compile(r"paused for sensitive data by alice at \d\d:\d\d:\d\d; resumes"))
+    expect(page.get_by_role("button", name="Resume")).to_be_enabled()
+    expect(page.locator(".gaps tr.gap-sensitive_pause")).to_contain_text("Paused for sensitive data")
+    seen_live = page.evaluate(PAUSE_FACTS)
+    page.reload()
+    page.wait_for_function("() => window.callscribeLive.connections === 1")
+    assert page.evaluate(PAUSE_FACTS) == seen_live
+    assert "resume" in seen_live["enabled"] and "pause" not in seen_live["enabled"]
+
+    page.get_by_role("button", name="Resume").click()
+
+    expect(paused_fact).to_be_hidden()
+    expect(page.get_by_role("button", name="Pause for sensitive data")).to_be_enabled()
+    expect(page.locator(".gaps tr.gap-sensitive_pause")).to_contain_text("resumed by alice")
+    seen_live = page.evaluate(PAUSE_FACTS)
+    page.reload()
+    page.wait_for_function("() => window.callscribeLive.connections === 1")
+    assert page.evaluate(PAUSE_FACTS) == seen_live
