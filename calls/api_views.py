@@ -1,4 +1,5 @@
 """The JSON API for integrations (an agent desktop, an IVR): pause a call for sensitive data, and resume it.
+The call is named by Callscribe's id or by ACS's callConnectionId, which is what an IVR knows.
 
 A caller sends `Authorization: Bearer <API token>` (calls/api_tokens.py), never a session cookie, so
 these views need no CSRF token. The token acts as its staff user, who needs calls.control_call, as on
@@ -15,12 +16,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from calls import api_tokens, audit, control, display, pause
 from calls.acs import AcsError
-from calls.models import ApiToken, Call
+from calls.models import ApiToken, Call, parse_uuid
 from calls.permissions import can_control
 
 logger = logging.getLogger(__name__)
@@ -56,24 +58,31 @@ def token_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 
 
 @token_required
-def pause_call(request: HttpRequest, call_id: uuid.UUID) -> JsonResponse:
-    return _run(request, call_id, "pause", pause.pause, "Paused for sensitive data.")
+def pause_call(request: HttpRequest, call_ref: str) -> JsonResponse:
+    return _run(request, call_ref, "pause", pause.pause, "Paused for sensitive data.")
 
 
 @token_required
-def resume_call(request: HttpRequest, call_id: uuid.UUID) -> JsonResponse:
-    return _run(request, call_id, "resume", pause.resume, "Resumed.")
+def resume_call(request: HttpRequest, call_ref: str) -> JsonResponse:
+    return _run(request, call_ref, "resume", pause.resume, "Resumed.")
 
 
-def _run(
-    request: HttpRequest, call_id: uuid.UUID, action_name: str, action: Callable[..., Call], done: str
-) -> JsonResponse:
-    call = Call.objects.filter(pk=call_id).first()
+def _find_call(call_ref: str) -> Call | None:
+    """The call with Callscribe's id `call_ref`, or ACS's callConnectionId (both are unique)."""
+    condition = Q(call_connection_id=call_ref)
+    if (call_id := parse_uuid(call_ref)) is not None:
+        condition |= Q(pk=call_id)
+    return Call.objects.filter(condition).first()
+
+
+def _run(request: HttpRequest, call_ref: str, action_name: str, action: Callable[..., Call], done: str) -> JsonResponse:
+    call = _find_call(call_ref)
     if call is None:
         return _error(404, "No such call.")
+    call_id = call.id
     status, message = 200, done
     try:
-        action(call_id=call.id, user=request.user)
+        action(call_id=call_id, user=request.user)
     except control.WrongState as error:
         status, message = 409, error.message
     except AcsError as error:
@@ -88,6 +97,7 @@ def _call_summary(call_id: uuid.UUID) -> dict[str, Any]:
     call = Call.objects.prefetch_related("gaps").get(pk=call_id)
     return {
         "id": str(call.id),
+        "call_connection_id": call.call_connection_id or "",
         "state": call.state,
         "transcription_status": call.transcription_status,
         **display.pause_state(call),

@@ -15,7 +15,8 @@ control_urls = [
     path("hangup", control_views.hang_up, name="calls-hangup"),
 ]
 
-# The JSON API for integrations (calls/api_views.py): POST with an API token.
+# The JSON API for integrations (calls/api_views.py): POST with an API token; a call by its id or ACS's
+# callConnectionId.
 api_urls = [
     path("pause", api_views.pause_call, name="api-calls-pause"),
     path("resume", api_views.resume_call, name="api-calls-resume"),
@@ -31,7 +32,7 @@ urlpatterns = [
     path("calls/<uuid:call_id>/delete", deletion_views.delete_call, name="calls-delete"),
     path("calls/new", control_views.new_call, name="calls-new"),
     path("calls/<uuid:call_id>/", include(control_urls)),
-    path("api/calls/<uuid:call_id>/", include(api_urls)),
+    path("api/calls/<str:call_ref>/", include(api_urls)),
     # ACS webhooks (calls/webhooks.py).
     path("api/callbacks", webhooks.callbacks, name="acs-callbacks"),
     path("api/incoming-call", webhooks.incoming_call, name="acs-incoming-call"),

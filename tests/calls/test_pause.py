@@ -319,10 +319,21 @@ def test_a_token_of_someone_who_may_only_watch_gets_403(client: Client, supervis
     assert Call.objects.get(pk=call.pk).transcription_status == Status.INACTIVE
 
 
-def test_an_unknown_call_is_404(client: Client, ivr_key: str) -> None:
-    response = api(client, "00000000-0000-0000-0000-000000000000", key=ivr_key)
+def test_an_ivr_may_name_the_call_by_acs_call_connection_id(client: Client, ivr_key: str) -> None:
+    call = not_transcribing()
+    response = api(client, UNKNOWN_TO_ACS, key=ivr_key)
+    assert response.status_code == 200
+    named = response.json()["call"]
+    assert (named["id"], named["call_connection_id"], named["paused"]) == (str(call.id), UNKNOWN_TO_ACS, True)
+
+
+@pytest.mark.parametrize("call_ref", ["00000000-0000-0000-0000-000000000000", "some-other-connection"])
+def test_an_unknown_call_is_404(client: Client, ivr_key: str, call_ref: str) -> None:
+    not_transcribing()
+    response = api(client, call_ref, key=ivr_key)
     assert response.status_code == 404
     assert response.json() == {"ok": False, "message": "No such call."}
+    assert not AccessLog.objects.exists()
 
 
 def test_the_api_is_post_only(client: Client, ivr_key: str) -> None:
