@@ -31,7 +31,7 @@ def transcript_segments(call: Call) -> list[TranscriptSegment]:
     )
 
 
-def ticks_to_ms(ticks: int) -> int | Decimal:
+def exact_ms(ticks: int) -> int | Decimal:
     """Exact milliseconds: an integer when whole, else a decimal (ticks are 1/10,000 ms)."""
     whole, remainder = divmod(ticks, TICKS_PER_MILLISECOND)
     return whole if remainder == 0 else Decimal(ticks) / TICKS_PER_MILLISECOND
@@ -69,14 +69,14 @@ def _segment_json(segment: TranscriptSegment) -> dict[str, Any]:
         "participant": segment.participant_raw_id,
         "speaker": speaker(segment),
         "text": segment.text,
-        "start_ms": ticks_to_ms(segment.offset_ticks),
-        "end_ms": ticks_to_ms(segment.end_ticks),
+        "start_ms": exact_ms(segment.offset_ticks),
+        "end_ms": exact_ms(segment.end_ticks),
         "confidence": segment.confidence,
         "words": [
             {
                 "text": word.get("text", ""),
-                "start_ms": ticks_to_ms(word.get("offset", 0)),
-                "end_ms": ticks_to_ms(word.get("offset", 0) + word.get("duration", 0)),
+                "start_ms": exact_ms(word.get("offset", 0)),
+                "end_ms": exact_ms(word.get("offset", 0) + word.get("duration", 0)),
             }
             for word in segment.words
         ],
