@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/lifecycle_load.py --calls 100 --arrival burst --seconds 40
     .venv/bin/python bench/lifecycle_load.py --calls 100 --arrival ramp --ramp-seconds 20 --seconds 60
+    .venv/bin/python bench/lifecycle_load.py --calls 50 --arrival ramp --seconds 60 --purge-calls 200 --purge-at 25
 
 Production's path, end to end: the emulator (`python -m emulator serve`, pinned to core 0 with this
 generator) rings the app through Event Grid (one validation handshake, then an IncomingCall per call), the app
@@ -10,8 +11,10 @@ transcription sockets with a JWT the app checks, plays `bench_call` (two partici
 few seconds each) and hangs up when the script ends (CallDisconnected). daphne runs pinned to core 1
 with DEBUG off, the recovery worker on, the Redis channel layer; one staff viewer per call plus three on
 the call list. A bare baseline (bench/baseline_server.py fed the same calls by bench/load.py) runs in
-the same invocation, for CPU per packet as a ratio. See docs/performance.md, "Through the whole call
-lifecycle".
+the same invocation, for CPU per packet as a ratio. With --purge-calls, the database starts with that
+many calls whose transcripts expired long ago (bench/purge_fixture.py), and `manage.py purge_expired`
+deletes them --purge-at seconds after the first ring, on the generator's core, while the calls stream.
+See docs/performance.md, "Through the whole call lifecycle".
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +40,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import purge_fixture
 from bench.common import (
     BENCH_METRICS_TOKEN,
     BENCH_SECRET_KEY,
@@ -49,7 +54,7 @@ from bench.common import (
     viewer_cookie,
 )
 from bench.load import CallTarget, LoadPlan
-from bench.media_load import drive, summarise
+from bench.media_load import drive, start_profiler, summarise
 from bench.servers import Server, cpu_seconds, memory_kib, start_baseline, start_daphne
 from emulator.testing import RunningEmulator, run_emulator_in_subprocess
 
@@ -62,6 +67,7 @@ SETTLE_SECONDS = 3.0  # after the last call is answered, before the streaming wi
 END_MARGIN = 2.0  # the streaming window ends this long before the first call's script does
 VIEWER_GRACE = 5.0  # how long viewers may take to receive the last finals
 PG_SAMPLE_SECONDS = 0.1
+LATENCY_SLICE_SECONDS = 5.0
 
 
 # --- the call script ------------------------------------------------------------------------------
@@ -232,6 +238,7 @@ class Run:
         self.observed = Observed()
         self.stop_viewers = asyncio.Event()
         self.viewers: list[asyncio.Task] = []
+        self.purge: dict[str, Any] = {}
 
     async def go(self) -> tuple[Moment, Moment]:
         """Ring every call, stream, hang up; return the moments the run started and ended."""
@@ -243,6 +250,7 @@ class Run:
             for ready in list_ready:
                 await ready.wait()
             self.observed.first_ring = time.monotonic()
+            purging = asyncio.ensure_future(self.purge_expired()) if args.purge_calls else None
             spacing = args.ramp_seconds / args.calls if args.arrival == "ramp" else 0.0
             rings = []
             for index in range(args.calls):
@@ -261,11 +269,35 @@ class Run:
         else:
             print("no streaming window: make --seconds longer than the ramp plus 10 s", file=sys.stderr)
         await self.wait_for_hang_ups()
+        if purging is not None:
+            await purging
         await asyncio.sleep(VIEWER_GRACE)
         end = await asyncio.to_thread(Moment.now, self.server, self.emulator)
         self.stop_viewers.set()
         await asyncio.gather(*self.viewers)
         return start, end
+
+    async def purge_expired(self) -> None:
+        """`manage.py purge_expired` against the server's database, --purge-at seconds after the first ring."""
+        await asyncio.sleep(max(0.0, self.observed.first_ring + self.args.purge_at - time.monotonic()))
+        environment = {**os.environ, **self.server_env, "LOG_LEVEL": "WARNING"}
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "manage.py",
+            "purge_expired",
+            env=environment,
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        output, _ = await process.communicate()
+        self.purge = {
+            "started_after_first_ring_s": round(started - self.observed.first_ring, 1),
+            "seconds": round(time.monotonic() - started, 1),
+            "returncode": process.returncode,
+            "output_tail": output.decode(errors="replace").strip().splitlines()[-3:],
+        }
 
     async def ring(self, session: aiohttp.ClientSession, index: int) -> None:
         url = f"http://{self.base}/api/incoming-call?secret={INCOMING_CALL_SECRET}"
@@ -433,6 +465,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
     sent_finals = lost = duplicated = 0
     latencies: list[float] = []
     window_latencies: list[float] = []
+    window_slices: dict[int, list[float]] = {}  # 5-second slices of the window: when the slow ones happened
     window = run.window
     for call in calls:
         call_id = app_ids.get(call["correlation_id"])
@@ -446,6 +479,8 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
                 latencies.append(seen[0] - final["sent_at"])
                 if window and window[0].clock <= final["sent_at"] <= window[1].clock:
                     window_latencies.append(seen[0] - final["sent_at"])
+                    slice_index = int((final["sent_at"] - window[0].clock) // LATENCY_SLICE_SECONDS)
+                    window_slices.setdefault(slice_index, []).append(seen[0] - final["sent_at"])
     audio_sent = sum(sum(call["media_streaming"].get("frames_sent", {}).values()) for call in calls)
     transcription_sent = sum(
         call["transcription"].get("intermediates_sent", 0) + len(call["transcription"].get("finals_sent", []))
@@ -484,6 +519,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         "finals_seen_in_snapshots": observed.finals_in_snapshots,
         "live_latency_ms": ms(latencies),
         "live_latency_window_ms": ms(window_latencies),
+        "live_latency_window_p99_ms_by_slice": [ms(window_slices[index])["p99"] for index in sorted(window_slices)],
         "viewers": len(observed.app_call_ids),
         "list_viewers": LIST_VIEWERS,
         "viewer_errors": observed.viewer_errors,
@@ -507,6 +543,11 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         "peak_rss_mib": run.peak_rss_mib,
         "load_average": os.getloadavg()[0],
     }
+    if args.purge_calls:
+        from calls.models import TranscriptSegment
+
+        left = TranscriptSegment.objects.filter(subscription_id=purge_fixture.EXPIRED_SUBSCRIPTION).count()
+        result["purge"] = {**run.purge, "expired_segments_left": left}
     if window:
         opened, closed = window
         seconds = closed.wall - opened.wall
@@ -543,13 +584,20 @@ def headline(result: dict[str, Any]) -> str:
         f"viewers: {result['viewers']} on calls, {result['list_viewers']} on the list; errors (refused or dropped) "
         f"{result['viewer_errors']}",
         f"live latency (emulator send -> viewer): p50 {live['p50']} ms, p99 {live['p99']} ms; "
-        f"in the streaming window p50 {live_window['p50']} ms, p99 {live_window['p99']} ms",
+        f"in the streaming window p50 {live_window['p50']} ms, p99 {live_window['p99']} ms; p99 by 5 s of the "
+        f"window: {result['live_latency_window_p99_ms_by_slice']}",
         f"transcription packets sent {result['transcription_packets_sent']}, "
         f"unaccounted {result['transcription_packets_unaccounted']}",
         f"audio frames sent / counted / shed / unaccounted: {result['audio_frames_sent']} / "
         f"{result['audio_frames_counted']} / {sum(result['audio_frames_shed'].values())} / "
         f"{result['audio_frames_unaccounted']}",
     ]
+    if purge := result.get("purge"):
+        lines.append(
+            f"purge: started {purge.get('started_after_first_ring_s')} s after the first ring, took "
+            f"{purge.get('seconds')} s, exit {purge.get('returncode')}, expired segments left "
+            f"{purge['expired_segments_left']}"
+        )
     if window:
         lines.append(
             f"streaming window {window['seconds']} s: server {window['server_cpu_percent']} % of its core, "
@@ -579,10 +627,13 @@ def run_lifecycle(args: argparse.Namespace, cookie: str, log_dir: Path) -> dict[
         settings = server_settings(args, emulator, log_dir)
         server = start_daphne(settings, core=SERVER_CORE, log_dir=log_dir)
         pg = ConnectionSampler(args.admin_database_url, args.database_name)
+        profiler = start_profiler(server, args.seconds + args.ramp_seconds, log_dir) if args.profile else None
         try:
             pg.start()
             run = Run(args, emulator, server, settings, cookie)
             moments = asyncio.run(run.go())
+            if profiler is not None:
+                profiler.wait()
             run.peak_rss_mib = round(memory_kib(server.pid, "VmHWM") / 1024, 1)
         finally:
             pg.stop.set()
@@ -619,6 +670,10 @@ def main() -> None:
     parser.add_argument("--admin-database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--output", type=Path, help="append the run's JSON report to this file")
+    parser.add_argument("--purge-calls", type=int, default=0, help="expired calls to purge while the calls stream")
+    parser.add_argument("--purge-segments-per-call", type=int, default=500)
+    parser.add_argument("--purge-at", type=float, default=25.0, help="seconds after the first ring")
+    parser.add_argument("--profile", action="store_true", help="sample the server with py-spy during the calls")
     parser.add_argument("--show", type=Path, help="print the headline of each run in an --output file, and exit")
     args = parser.parse_args()
     if args.show:
@@ -634,6 +689,9 @@ def main() -> None:
     args.database_url = fresh_bench_database(args.admin_database_url, args.database_name, keep=False)
     setup_django(f"{args.database_url}?application_name={BENCH_APPLICATION_NAME}")
     migrate()
+    if args.purge_calls:
+        stored = purge_fixture.fill(args.purge_calls, args.purge_segments_per_call)
+        print(f"{args.purge_calls} expired calls with {stored} segments to purge", file=sys.stderr)
     cookie = viewer_cookie()
     log_dir = Path(tempfile.mkdtemp(prefix="callscribe-lifecycle-bench-"))
     print(f"server logs in {log_dir}", file=sys.stderr)

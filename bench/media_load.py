@@ -191,7 +191,7 @@ def run_once(args: argparse.Namespace, kind: str, cookie: str, log_dir: Path) ->
         if extra:
             extra_plan = dataclasses.replace(plan, seconds=args.overload_seconds, start_delay=args.overload_after)
             extra_load = (extra, extra_plan)
-        profiler = start_profiler(server, args, log_dir) if kind == "callscribe" and args.profile else None
+        profiler = start_profiler(server, args.seconds, log_dir) if kind == "callscribe" and args.profile else None
         forged = (args.forged_per_second, args.forged_after, args.forged_seconds) if kind == "callscribe" else (0, 0, 0)
         result, samples = asyncio.run(drive(server, targets, plan, cookie, extra_load, args.flood_seconds, forged))
         if profiler is not None:
@@ -238,12 +238,12 @@ def run_once(args: argparse.Namespace, kind: str, cookie: str, log_dir: Path) ->
         server.stop()
 
 
-def start_profiler(server: Server, args: argparse.Namespace, log_dir: Path) -> subprocess.Popen[bytes]:
+def start_profiler(server: Server, seconds: float, log_dir: Path) -> subprocess.Popen[bytes]:
     """py-spy (pip install py-spy) samples the server during the run; collapsed stacks go to the log dir."""
     output = log_dir / f"profile-{server.pid}.txt"
     print(f"profile: {output}", file=sys.stderr)
     command = ["py-spy", "record", "--nonblocking", "--threads", "-f", "raw", "-r", "200", "-o", str(output)]
-    command += ["-d", str(int(args.seconds)), "-p", str(server.pid)]
+    command += ["-d", str(int(seconds)), "-p", str(server.pid)]
     py_spy = Path(sys.executable).parent / "py-spy"
     command[0] = str(py_spy) if py_spy.exists() else "py-spy"
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

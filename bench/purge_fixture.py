@@ -22,6 +22,7 @@ from bench.common import fresh_bench_database, migrate, setup_django
 from bench.media_load import BENCH_DATABASE
 
 BATCH = 5000
+EXPIRED_SUBSCRIPTION = "expired"  # the fixture's segments, told apart from live calls' ones
 
 
 def fill(calls: int, segments_per_call: int) -> int:
@@ -45,7 +46,7 @@ def fill(calls: int, segments_per_call: int) -> int:
     segments = (
         TranscriptSegment(
             call=call,
-            subscription_id="expired",
+            subscription_id=EXPIRED_SUBSCRIPTION,
             participant_raw_id=call.caller,
             text=f"Line {number} of a call long over, said by the caller about the account.",
             confidence=0.9,

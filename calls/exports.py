@@ -82,7 +82,7 @@ def _ticks_since(origin: datetime, moment: datetime | None) -> int:
     return max(0, round(elapsed.total_seconds() * 1000)) * TICKS_PER_MILLISECOND
 
 
-def ticks_to_ms(ticks: int) -> int | Decimal:
+def exact_ms(ticks: int) -> int | Decimal:
     """Exact milliseconds: an integer when whole, else a decimal (ticks are 1/10,000 ms)."""
     whole, remainder = divmod(ticks, TICKS_PER_MILLISECOND)
     return whole if remainder == 0 else Decimal(ticks) / TICKS_PER_MILLISECOND
@@ -121,14 +121,14 @@ def _segment_json(segment: TranscriptSegment) -> dict[str, Any]:
         "participant": segment.participant_raw_id,
         "speaker": speaker(segment),
         "text": segment.text,
-        "start_ms": ticks_to_ms(segment.offset_ticks),
-        "end_ms": ticks_to_ms(segment.end_ticks),
+        "start_ms": exact_ms(segment.offset_ticks),
+        "end_ms": exact_ms(segment.end_ticks),
         "confidence": segment.confidence,
         "words": [
             {
                 "text": word.get("text", ""),
-                "start_ms": ticks_to_ms(word.get("offset", 0)),
-                "end_ms": ticks_to_ms(word.get("offset", 0) + word.get("duration", 0)),
+                "start_ms": exact_ms(word.get("offset", 0)),
+                "end_ms": exact_ms(word.get("offset", 0) + word.get("duration", 0)),
             }
             for word in segment.words
         ],

@@ -22,7 +22,7 @@ TICKS_PER_MILLISECOND = 10_000  # ACS transcription offsets and durations are 10
 def ticks_to_ms(ticks: int) -> float:
     """Milliseconds as the pages and the live feed take them. Pages place and seek by whole milliseconds:
     they floor it (calls/display.py and static/calls/live.js alike, as `TranscriptSegment.offset_ms` does).
-    Transcript exports keep them exact instead (calls/exports.py)."""
+    Transcript exports keep them exact instead (calls/exports.py, `exact_ms`)."""
     return ticks / TICKS_PER_MILLISECOND
 
 

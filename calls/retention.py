@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -307,11 +308,15 @@ def purge_call_parts(call_id: str, parts: Iterable[str], *, rule: str) -> Remove
 
 
 def _delete_in_batches(rows: QuerySet[Model], batch_size: int | None = None) -> int:
-    """Delete in batches, each its own transaction: a purge of 100,000 rows holds no lock for long."""
+    """Delete in batches, each its own transaction: a purge of 100,000 rows holds no lock for long.
+    After each full batch it rests RETENTION_PURGE_PAUSE_SECONDS: back to back, the deletes (and their
+    search-index upkeep) took enough of PostgreSQL to slow live calls' finals (performance.md)."""
     size = batch_size or settings.RETENTION_PURGE_BATCH_SIZE
     deleted = 0
     while ids := list(rows.order_by("pk").values_list("pk", flat=True)[:size]):
         deleted += rows.model.objects.filter(pk__in=ids).delete()[0]  # one DELETE: nothing cascades from these
+        if len(ids) == size:
+            time.sleep(settings.RETENTION_PURGE_PAUSE_SECONDS)
     return deleted
 
 

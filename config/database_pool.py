@@ -4,14 +4,18 @@ what a request that cannot get a connection answers, and the pool's numbers on /
 Every request borrows a connection from psycopg's pool (config/settings.py, DATABASE_POOL_*). At most
 DATABASE_REQUEST_SLOTS requests run at once, so however many arrive, the media path and the answer
 workers keep the connections they need: a burst of webhooks or a flood of logins waits its turn
-instead of stalling every call's transcript behind it. A request that waits DATABASE_POOL_TIMEOUT for
-its turn or its connection, or finds the database away, answers 503 with Retry-After instead of 500:
+instead of stalling every call's transcript behind it. ACS's webhooks have DATABASE_WEBHOOK_SLOTS of
+them to themselves, so a flood of logins never keeps a caller from being answered, and they wait
+WEBHOOK_SLOT_TIMEOUT for one; other requests share the rest and wait DATABASE_POOL_TIMEOUT. A request
+that waits that long for its turn or its connection, or finds the database away, answers 503 with
+Retry-After instead of 500:
 ACS and Event Grid deliver a webhook again after any non-2xx answer (a 500 would too, but it says "our
 bug" and pages someone), and a person can reload.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from prometheus_client import Counter, Gauge
 from psycopg_pool import PoolTimeout
 
@@ -55,17 +60,23 @@ pool_timeouts = Counter(
 class DatabaseBusyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.request_slots = threading.BoundedSemaphore(settings.DATABASE_REQUEST_SLOTS)
+        webhook_slots = settings.DATABASE_WEBHOOK_SLOTS
+        self.webhook_slots = threading.BoundedSemaphore(webhook_slots)
+        self.other_slots = threading.BoundedSemaphore(settings.DATABASE_REQUEST_SLOTS - webhook_slots)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not self.request_slots.acquire(timeout=settings.DATABASE_POOL_TIMEOUT):
+        if request.path_info in _webhook_paths():
+            slots, timeout = self.webhook_slots, settings.WEBHOOK_SLOT_TIMEOUT
+        else:
+            slots, timeout = self.other_slots, settings.DATABASE_POOL_TIMEOUT
+        if not slots.acquire(timeout=timeout):
             busy_responses.labels("request_slots").inc()
             logger.warning("%s %s answered 503: every request slot stayed taken", request.method, request.path)
             return busy_response(request)
         try:
             return self.get_response(request)
         finally:
-            self.request_slots.release()
+            slots.release()
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, OperationalError):
@@ -74,6 +85,11 @@ class DatabaseBusyMiddleware:
         busy_responses.labels(cause).inc()
         logger.warning("%s %s answered 503 (%s): %s", request.method, request.path, cause, exception)
         return busy_response(request)
+
+
+@functools.cache
+def _webhook_paths() -> frozenset[str]:
+    return frozenset({reverse("acs-callbacks"), reverse("acs-incoming-call")})
 
 
 def busy_response(request: HttpRequest) -> HttpResponse:

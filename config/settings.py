@@ -195,21 +195,30 @@ START_TRANSCRIPTION_ON_ANSWER = env.bool("START_TRANSCRIPTION_ON_ANSWER", defaul
 INCOMING_CALL_SECRET = env.str("INCOMING_CALL_SECRET", default="")
 # Threads that answer incoming calls (calls/answering.py): each holds a database connection only
 # between its REST round trips, so a burst of rings is answered in parallel without draining the pool.
-ANSWER_WORKERS = env.int("ANSWER_WORKERS", default=8)
+ANSWER_WORKERS = env.int("ANSWER_WORKERS", default=6)
 # How long after the ring an answer is still tried. ACS stops ringing an unanswered call after about
 # 30 s (then the incoming-call context is useless); stopping earlier leaves time to record why.
 ANSWER_DEADLINE_SECONDS = env.float("ANSWER_DEADLINE_SECONDS", default=20.0)
+# Threads that run the sockets' database work (streaming/database.py), each with a pooled connection
+# while it runs: more let a burst of sockets opening at once get their snapshots sooner.
+SOCKET_DATABASE_THREADS = env.int("SOCKET_DATABASE_THREADS", default=2)
 # Requests may hold at most this many of the pool's connections at once, so a flood of requests can never
-# take the connections of the media path (the consumers' database thread, the finals writer, the recovery
-# worker) or of the answer workers: a request over the limit waits DATABASE_POOL_TIMEOUT, then gets 503.
-DATABASE_POOL_MEDIA_CONNECTIONS = 3
+# take the connections of the media path (the sockets' database threads, Channels' own database thread,
+# the finals writer, the recovery worker) or of the answer workers.
+DATABASE_POOL_MEDIA_CONNECTIONS = SOCKET_DATABASE_THREADS + 3
 DATABASE_REQUEST_SLOTS = DATABASE_POOL_MAX_SIZE - DATABASE_POOL_MEDIA_CONNECTIONS - ANSWER_WORKERS
-if DATABASE_REQUEST_SLOTS < 1:
+if DATABASE_REQUEST_SLOTS < 2:
     raise ImproperlyConfigured(
         f"DATABASE_POOL_MAX_SIZE ({DATABASE_POOL_MAX_SIZE}) must be at least ANSWER_WORKERS ({ANSWER_WORKERS}) + "
-        f"{DATABASE_POOL_MEDIA_CONNECTIONS + 1}: the media path keeps {DATABASE_POOL_MEDIA_CONNECTIONS} connections, "
-        "each answer worker one, and requests need at least one."
+        f"{DATABASE_POOL_MEDIA_CONNECTIONS + 2}: the media path keeps {DATABASE_POOL_MEDIA_CONNECTIONS} connections, "
+        "each answer worker one, ACS's webhooks at least one and other requests at least one."
     )
+# Of those, two thirds are ACS's webhooks' own: a flood of logins or page views cannot keep a ringing
+# caller from being answered, nor a burst of callbacks keep staff from their pages.
+DATABASE_WEBHOOK_SLOTS = max(1, DATABASE_REQUEST_SLOTS * 2 // 3)
+# A webhook waits longer for its turn than a page does: a 503 costs a ringing caller Event Grid's retry
+# (10 s or more later), while Event Grid and ACS wait 30 s for an answer.
+WEBHOOK_SLOT_TIMEOUT = env.float("WEBHOOK_SLOT_TIMEOUT", default=15.0)
 # Run the recovery worker (calls/recovery.py) as a thread in each daphne process; off under pytest.
 RECOVERY_WORKER = env.bool("RECOVERY_WORKER", default="pytest" not in sys.modules)
 # Seconds between the recovery worker's passes.
@@ -304,6 +313,8 @@ RETENTION_EVENTS_DAYS = env.int("RETENTION_EVENTS_DAYS", default=90)
 RETENTION_ACCESS_LOG_DAYS = env.int("RETENTION_ACCESS_LOG_DAYS", default=730)
 # Rows deleted per statement (each in its own short transaction) while purging.
 RETENTION_PURGE_BATCH_SIZE = env.int("RETENTION_PURGE_BATCH_SIZE", default=500)
+# Seconds the purge rests after each full batch, leaving PostgreSQL to the live calls' inserts.
+RETENTION_PURGE_PAUSE_SECONDS = env.float("RETENTION_PURGE_PAUSE_SECONDS", default=0.05)
 # When the background worker (manage.py procrastinate worker, calls/tasks.py) runs the purge: cron syntax.
 RETENTION_PURGE_CRON = env.str("RETENTION_PURGE_CRON", default="17 * * * *")
 

@@ -11,7 +11,7 @@ import logging
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
@@ -19,6 +19,7 @@ from calls.models import ENDED_STATES
 from calls.tokens import unsign_media_token
 from compat import channels
 from streaming import live, metrics, runtime
+from streaming.database import database_sync_to_async
 from streaming.session import CLOSE_GOING_AWAY, MediaSession
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,10 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             return None
         if jwt_verification_enabled():
             try:
-                await database_sync_to_async(verify_acs_authorization)(_header(self.scope, b"authorization"))
+                # No database: off Channels' one database thread, which every socket's queries queue on.
+                await sync_to_async(verify_acs_authorization, thread_sensitive=False)(
+                    _header(self.scope, b"authorization")
+                )
             except AcsAuthenticationError as error:
                 _refused("bad_jwt", "Media socket for call %s from %s refused: %s", call_id, client[0], error)
                 return None

@@ -10,13 +10,13 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from calls import permissions
 from compat import channels
 from streaming import events, live, metrics
+from streaming.database import database_sync_to_async
 
 
 class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
@@ -103,7 +103,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         if event["type"] in ("call", "stream"):
             # What the page shows besides the transcript is read afresh, so it renders the same
             # description of the call as a reload would (participants, gaps and audio included).
-            view = await database_sync_to_async(live.call_view)(self.call_id)
+            view = await shared_call_view(self.call_id, sequence)
             if view is not None:
                 event = {**event, "view": view}
         await self.send_json(event)
@@ -115,3 +115,21 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         else:
             state = await database_sync_to_async(live.calls_state)()
         await self.send_json(state)
+
+
+_views: dict[tuple[str, int], asyncio.Future[dict[str, Any] | None]] = {}
+VIEW_KEPT_SECONDS = 5.0
+
+
+async def shared_call_view(call_id: str, sequence: int) -> dict[str, Any] | None:
+    """The call page's description after the call's event `sequence`, read once per process however
+    many of its viewers watch the call: a call nobody watches costs nothing, a call many watch one read.
+    Kept a few seconds, long enough for every viewer of the process to be handed the event."""
+    key = (call_id, sequence)
+    read = _views.get(key)
+    if read is None:
+        read = asyncio.ensure_future(database_sync_to_async(live.call_view)(call_id))
+        _views[key] = read
+        loop = asyncio.get_running_loop()
+        read.add_done_callback(lambda _: loop.call_later(VIEW_KEPT_SECONDS, _views.pop, key, None))
+    return await asyncio.shield(read)

@@ -22,10 +22,9 @@ import logging
 import weakref
 from typing import Protocol
 
-from channels.db import database_sync_to_async
-
 from compat import twisted
 from streaming import journal, metrics
+from streaming.database import database_sync_to_async
 from streaming.storage import finals_writer, stream_counters
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,6 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError
@@ -34,6 +33,7 @@ from calls.models import Call, MediaStream
 from streaming import events, metrics, runtime
 from streaming.admission import ACCEPT, CLOSE, FrameGate
 from streaming.audio import AudioRecorder, Span
+from streaming.database import database_sync_to_async
 from streaming.finals_queue import DRAIN_TIMEOUT, FinalsQueue
 from streaming.live_redaction import LiveRedaction
 from streaming.packets import (

@@ -18,11 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, connection
 
 from calls import services
+from streaming.database import database_sync_to_async
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from tests.streaming import acs_packets as acs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-POOL_MAX = 6  # with one answer worker: 3 kept for the media path, 1 for the worker, 2 for requests
+POOL_MAX = 7  # with one answer worker and one socket database thread: 4 kept for the media path, 1 for the
+# worker, 2 for requests: one for ACS's webhooks, one for everything else
 INCOMING_CALL_SECRET = "pool-test-secret"
 
 
@@ -45,6 +46,7 @@ def small_pool_server(**environment: str) -> Iterator[tuple[AppServer, str]]:
         "INCOMING_CALL_SECRET": INCOMING_CALL_SECRET,
         "ACS_VERIFY_JWT": "False",
         "ANSWER_WORKERS": "1",
+        "SOCKET_DATABASE_THREADS": "1",
     }
     with run_app_server(**{**settings, **environment}) as server:
         yield server, application_name
@@ -154,10 +156,10 @@ def test_a_webhook_that_gets_no_connection_in_time_answers_503_and_stores_nothin
     call = connected_call("held-call")
 
     with (
-        small_pool_server(DATABASE_POOL_MAX_SIZE="5", DATABASE_POOL_TIMEOUT="0.5") as (server, _),
+        small_pool_server(WEBHOOK_SLOT_TIMEOUT="0.5") as (server, _),
         psycopg.connect(database_url()) as holder,
     ):
-        # Hold the call's row: the one request slot goes to a callback waiting for it.
+        # Hold the call's row: the webhooks' one request slot goes to a callback waiting for it.
         holder.execute("SELECT 1 FROM calls_call WHERE id = %s FOR UPDATE", [call.pk])
         with ThreadPoolExecutor(max_workers=2) as senders:
             held = [senders.submit(callback, server, call, "held-0")]
@@ -177,6 +179,25 @@ def test_a_webhook_that_gets_no_connection_in_time_answers_503_and_stores_nothin
         assert ring(server, "ring-while-busy").status_code == 200  # Event Grid delivers it again
     assert Call.objects.filter(server_call_id="server-ring-while-busy").count() == 1
     assert CallEvent.objects.filter(event_id="ring-while-busy").count() == 1
+
+
+def test_a_flood_of_logins_waiting_for_the_database_never_keeps_a_caller_from_being_answered() -> None:
+    with (
+        small_pool_server(DATABASE_POOL_TIMEOUT="0.5") as (server, _),
+        psycopg.connect(database_url()) as holder,
+        ThreadPoolExecutor(max_workers=10) as senders,
+    ):
+        # A failed login is written down (django-axes): while that table is locked, every login waits.
+        holder.execute("LOCK TABLE axes_accessattempt IN EXCLUSIVE MODE")
+        logins = [senders.submit(wrong_password_attempt, server, number) for number in range(10)]
+        time.sleep(1.0)
+
+        rang = ring(server, "ring-during-login-flood")
+        holder.rollback()
+
+        assert rang.status_code == 200
+        assert 503 in {login.result() for login in logins}  # the pages' own slot was taken
+    assert Call.objects.filter(server_call_id="server-ring-during-login-flood").count() == 1
 
 
 def test_requests_waiting_for_the_database_never_take_the_connections_a_live_call_needs() -> None:
