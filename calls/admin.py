@@ -146,6 +146,7 @@ class CallAdmin(WatchersMayView, admin.ModelAdmin):
     ) -> tuple[QuerySet[Call], bool]:
         matches, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term.strip():
+            audit.record_request(request, None, audit.SEARCH, f"admin: {search_term.strip()}")
             in_transcript = TranscriptSegment.objects.filter(
                 call=OuterRef("pk"), search_vector=search.transcript_query(search_term)
             )
