@@ -289,7 +289,16 @@ class Transcript {
     } else {
       this.turnFor(segment.participant, segment.speaker).append(line);
     }
+    this.nameTurn(line.closest(".turn"), segment);
     this.changed();
+  }
+
+  // A turn begun by intermediate text is headed with a name made from the raw id; its first final
+  // brings the server's name ("Agent Sam Ortega", "Customer +1…"), as a reload would show it.
+  nameTurn(turn, segment) {
+    if (!turn || !segment.speaker || turn.dataset.participant !== segment.participant) return;
+    turn.querySelector(".speaker").textContent = segment.speaker;
+    this.labels.set(segment.participant, segment.speaker);
   }
 
   showPartial(message) {
