@@ -153,7 +153,7 @@ def measure(text: str, filtered: bool, repeats: int) -> dict[str, list[float]]:
     from calls.models import Call
     from calls.search import CallFilters, filter_calls, matching_segments, search_hits
 
-    calls = None
+    calls = Call.objects.all()
     if filtered:
         week_ago = timezone.localdate() - timedelta(days=7)
         calls = filter_calls(Call.objects.all(), CallFilters(date_from=week_ago, state=Call.State.DISCONNECTED))

@@ -25,6 +25,8 @@ from calls.display import call_page_context
 from calls.exports import export_transcript
 from calls.models import (
     AccessLog,
+    Agent,
+    AgentIdentity,
     ApiToken,
     Call,
     CallEvent,
@@ -36,9 +38,12 @@ from calls.models import (
     Participant,
     RedactionRule,
     RetentionPolicy,
+    Team,
+    TeamRoute,
     TranscriptSegment,
+    parse_uuid,
 )
-from calls.permissions import CONTROL_PERMISSION, can_watch
+from calls.permissions import CONTROL_PERMISSION, can_watch, scope_of, visible_calls
 
 
 class WatchersMayView:
@@ -47,6 +52,15 @@ class WatchersMayView:
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_view_permission(request, obj) or can_watch(request.user)
+
+
+class ScopedByCall:
+    """Rows of calls (participants, streams, gaps, events) as far as the user may see their call
+    (calls/permissions.py): out of scope they are not listed, and their pages answer as for a row that
+    does not exist."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).filter(scope_of(request.user).filter("call__"))
 
 
 class ReadOnlyInline(WatchersMayView, admin.TabularInline):
@@ -122,18 +136,19 @@ class CallAdmin(WatchersMayView, admin.ModelAdmin):
     search_fields = ["call_connection_id", "correlation_id", "caller", "callee", "caller_display_name"]
     search_help_text = 'Searches ids, numbers and names, and transcripts ("quoted phrase", -word).'
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in Call._meta.fields]
+    readonly_fields = [*(field.name for field in Call._meta.fields if field.name != "agent_ids"), "agents"]
     inlines = [GapInline, TranscriptSegmentInline, CallEventInline]
     actions = ["export_transcripts", *control_views.ADMIN_ACTIONS]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Call]:
-        return search.with_summary(super().get_queryset(request))
+        return search.with_summary(visible_calls(request.user, super().get_queryset(request)))
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Call], search_term: str
     ) -> tuple[QuerySet[Call], bool]:
         matches, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term.strip():
+            audit.record_request(request, None, audit.SEARCH, f"admin: {search_term.strip()}")
             in_transcript = TranscriptSegment.objects.filter(
                 call=OuterRef("pk"), search_vector=search.transcript_query(search_term)
             )
@@ -143,6 +158,10 @@ class CallAdmin(WatchersMayView, admin.ModelAdmin):
     @admin.display(description="call", ordering="created_at")
     def label(self, call: Call) -> str:
         return call.label
+
+    @admin.display(description="agents who took part")
+    def agents(self, call: Call) -> str:
+        return ", ".join(agent.name for agent in Agent.objects.filter(pk__in=call.agent_ids).select_related("user"))
 
     @admin.display(description="lines", ordering="segment_count")
     def segment_count(self, call: Call) -> int:
@@ -162,9 +181,10 @@ class CallAdmin(WatchersMayView, admin.ModelAdmin):
     ) -> HttpResponse:
         """Adds the live transcript panel (templates/admin/calls/call/change_form.html) for watchers."""
         extra_context = extra_context or {}
-        call = Call.objects.prefetch_related("participants", "streams", "gaps").filter(pk=object_id).first()
+        calls = visible_calls(request.user).prefetch_related("participants", "streams", "gaps")
+        call = calls.filter(pk=object_id).first() if parse_uuid(object_id) else None
         if call is not None and can_watch(request.user):
-            audit.record_access(request.user, call, audit.VIEW, "admin")
+            audit.record_request(request, call, audit.VIEW, "admin")
             extra_context["live_panel"] = call_page_context(call)
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -177,7 +197,7 @@ class CallAdmin(WatchersMayView, admin.ModelAdmin):
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for call in queryset:
                 archive.writestr(f"call-{call.id}.json", export_transcript(call, "json"))
-                audit.record_access(request.user, call, audit.EXPORT, "json (admin export)")
+                audit.record_request(request, call, audit.EXPORT, "json (admin export)")
         response = HttpResponse(buffer.getvalue(), content_type="application/zip")
         response["Content-Disposition"] = 'attachment; filename="transcripts.zip"'
         return response
@@ -198,14 +218,16 @@ class AuditRecordAdmin(admin.ModelAdmin):
 
 @admin.register(AccessLog)
 class AccessLogAdmin(AuditRecordAdmin):
-    list_display = ["at", "user", "action", "call", "detail"]
+    list_display = ["at", "user", "ip", "action", "call", "detail"]
     list_filter = ["action", "at"]
     list_select_related = ["user", "call"]
     search_fields = ["user__username", "call__id", "detail"]
     date_hierarchy = "at"
 
 
-admin.site.register([Participant, MediaStream, Gap, CallEvent])
+@admin.register(MediaStream, Gap, CallEvent)
+class CallRowAdmin(ScopedByCall, admin.ModelAdmin):
+    list_select_related = ["call"]
 
 
 @admin.register(ApiToken)
@@ -439,10 +461,11 @@ class LegalHoldAdmin(admin.ModelAdmin):
 # --- requests by a person (calls/erasure.py) ------------------------------------------------------------
 
 
-class ErasableParticipantAdmin(admin.ModelAdmin):
+class ErasableParticipantAdmin(ScopedByCall, admin.ModelAdmin):
     """Participants, with the erasure request: every call of each selected person is purged."""
 
-    list_display = ["label", "raw_id", "kind", "call", "first_seen_at"]
+    list_display = ["label", "raw_id", "kind", "role", "call", "first_seen_at"]
+    list_filter = ["role"]
     search_fields = ["raw_id", "display_name"]
     list_select_related = ["call"]
     actions = ["erase_people"]
@@ -466,5 +489,58 @@ class ErasableParticipantAdmin(admin.ModelAdmin):
                 )
 
 
-admin.site.unregister(Participant)
 admin.site.register(Participant, ErasableParticipantAdmin)
+
+
+# --- agents and teams (calls/permissions.py) -------------------------------------------------------------
+
+
+class AgentIdentityInline(admin.TabularInline):
+    model = AgentIdentity
+    extra = 1
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    """An agent answers as their identities; calls they join from now on are theirs (and their teams')."""
+
+    list_display = ["name", "user", "identity_list", "team_list"]
+    search_fields = ["user__username", "user__first_name", "user__last_name", "identities__raw_id"]
+    inlines = [AgentIdentityInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Agent]:
+        return super().get_queryset(request).select_related("user").prefetch_related("identities", "teams")
+
+    @admin.display(description="identities")
+    def identity_list(self, agent: Agent) -> str:
+        return ", ".join(identity.raw_id for identity in agent.identities.all())
+
+    @admin.display(description="teams")
+    def team_list(self, agent: Agent) -> str:
+        return ", ".join(team.name for team in agent.teams.all())
+
+
+class TeamRouteInline(admin.TabularInline):
+    model = TeamRoute
+    extra = 1
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    """Supervisors see the calls of the team's agents, and the calls to the numbers routed to the team."""
+
+    list_display = ["name", "member_count", "supervisor_list"]
+    search_fields = ["name"]
+    filter_horizontal = ["members", "supervisors"]
+    inlines = [TeamRouteInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
+        return super().get_queryset(request).prefetch_related("members", "supervisors")
+
+    @admin.display(description="agents")
+    def member_count(self, team: Team) -> int:
+        return len(team.members.all())
+
+    @admin.display(description="supervisors")
+    def supervisor_list(self, team: Team) -> str:
+        return ", ".join(user.get_username() for user in team.supervisors.all())

@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from calls import api_tokens, audit, control, display, pause
 from calls.acs import AcsError
 from calls.models import ApiToken, Call, parse_uuid
-from calls.permissions import can_control
+from calls.permissions import User, can_control, visible_calls
 
 logger = logging.getLogger(__name__)
 
@@ -67,16 +67,17 @@ def resume_call(request: HttpRequest, call_ref: str) -> JsonResponse:
     return _run(request, call_ref, "resume", pause.resume, "Resumed.")
 
 
-def _find_call(call_ref: str) -> Call | None:
-    """The call with Callscribe's id `call_ref`, or ACS's callConnectionId (both are unique)."""
+def _find_call(user: User, call_ref: str) -> Call | None:
+    """The call in `user`'s scope with Callscribe's id `call_ref`, or ACS's callConnectionId (both are
+    unique). A call out of scope is not found, as a call that does not exist."""
     condition = Q(call_connection_id=call_ref)
     if (call_id := parse_uuid(call_ref)) is not None:
         condition |= Q(pk=call_id)
-    return Call.objects.filter(condition).first()
+    return visible_calls(user).filter(condition).first()
 
 
 def _run(request: HttpRequest, call_ref: str, action_name: str, action: Callable[..., Call], done: str) -> JsonResponse:
-    call = _find_call(call_ref)
+    call = _find_call(request.user, call_ref)
     if call is None:
         return _error(404, "No such call.")
     call_id = call.id

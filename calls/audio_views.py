@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404
 from calls import audit
 from calls.audio_files import mix_down, participant_audio_path
 from calls.models import Call, Participant
+from calls.permissions import visible_calls
 from calls.views import staff_watch_required
 
 CHUNK_BYTES = 64 * 1024
@@ -85,18 +86,19 @@ def _record_download(request: HttpRequest, call: Call, detail: str) -> None:
     """The player fetches many ranges while seeking; only a fetch from the first byte is a new listen."""
     header = request.headers.get("Range", "")
     if not header or header.startswith("bytes=0-"):
-        audit.record_access(request.user, call, audit.AUDIO, detail)
+        audit.record_request(request, call, audit.AUDIO, detail)
 
 
 @staff_watch_required
 def participant_audio(request: HttpRequest, call_id: uuid.UUID, participant_id: int) -> HttpResponse:
     if not settings.AUDIO_CAPTURE:
         raise Http404("Audio capture is off")
-    participant = get_object_or_404(Participant.objects.select_related("call"), pk=participant_id, call_id=call_id)
+    call = get_object_or_404(visible_calls(request.user), pk=call_id)
+    participant = get_object_or_404(Participant.objects.filter(call=call), pk=participant_id)
     path = participant_audio_path(participant)
     if not path.is_file():
         raise Http404("No audio for this participant")
-    _record_download(request, participant.call, participant.raw_id)
+    _record_download(request, call, participant.raw_id)
     return wav_response(request, path, f"call-{call_id}-{path.name}")
 
 
@@ -104,7 +106,7 @@ def participant_audio(request: HttpRequest, call_id: uuid.UUID, participant_id: 
 def mixed_audio(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
     if not settings.AUDIO_CAPTURE:
         raise Http404("Audio capture is off")
-    call = get_object_or_404(Call.objects.prefetch_related("participants"), pk=call_id)
+    call = get_object_or_404(visible_calls(request.user).prefetch_related("participants"), pk=call_id)
     path = mix_down(call)
     if path is None:
         raise Http404("No audio for this call")

@@ -152,6 +152,7 @@ def create_outbound_call(*, target: str, source_caller_id_number: str = "", user
             locale=settings.TRANSCRIPTION_LOCALE,
         )
         _want_streams_from_settings(call)
+        participants.add_placing_agent(call, user)
         record_event(call, "Callscribe.CallPlaced", f"{user_name(user)} called {target_raw_id}")
     return call
 

@@ -1,7 +1,8 @@
 """Staff controls: start/stop streaming and transcription, pause and resume for sensitive data, hang up,
 place a call.
 
-Each action is a POST (CSRF-protected) by logged-in staff with calls.control_call. A fetch request
+Each action is a POST (CSRF-protected) by logged-in staff with calls.control_call, on a call in their
+scope (calls/permissions.py; any other answers 404). A fetch request
 (Accept: application/json or X-Requested-With: fetch) gets JSON with 200, 409 for the wrong state or
 502 when ACS failed; a plain form post is redirected to the call page with a message. Every action is
 written to the access log.
@@ -26,7 +27,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from calls import audit, control, pause
 from calls.acs import AcsError
 from calls.models import Call
-from calls.permissions import can_control
+from calls.permissions import can_control, visible_calls
 
 Action = Callable[..., Call]
 
@@ -49,7 +50,7 @@ def wants_json(request: HttpRequest) -> bool:
 
 
 def _run(request: HttpRequest, call_id: uuid.UUID, action_name: str, action: Action, done: str) -> HttpResponse:
-    call = get_object_or_404(Call, pk=call_id)
+    call = get_object_or_404(visible_calls(request.user), pk=call_id)
     try:
         call = action(call_id=call.id, user=request.user)
     except control.WrongState as error:
@@ -60,7 +61,7 @@ def _run(request: HttpRequest, call_id: uuid.UUID, action_name: str, action: Act
 
 
 def _respond(request: HttpRequest, call: Call, action_name: str, status: int, message: str) -> HttpResponse:
-    audit.record_access(request.user, call, action_name, message if status != 200 else "")
+    audit.record_request(request, call, action_name, message if status != 200 else "")
     if wants_json(request):
         call.refresh_from_db()
         return JsonResponse({"ok": status == 200, "message": message, "call": _call_summary(call)}, status=status)
@@ -157,10 +158,10 @@ def _place(request: HttpRequest, call: Call) -> HttpResponse:
     try:
         control.place_call(call_id=call.id)
     except AcsError as error:
-        audit.record_access(request.user, call, "call_place", error.message)
+        audit.record_request(request, call, "call_place", error.message)
         messages.error(request, error.message)
     else:
-        audit.record_access(request.user, call, "call_place")
+        audit.record_request(request, call, "call_place")
         messages.success(request, f"Calling {call.callee}.")
     return redirect(call)
 
@@ -173,10 +174,10 @@ def _control_each(request: HttpRequest, queryset: QuerySet[Call], action: Action
         try:
             action(call_id=call.pk, user=request.user)
         except (control.WrongState, AcsError) as error:
-            audit.record_access(request.user, call, action_name, f"admin: {error.message}")
+            audit.record_request(request, call, action_name, f"admin: {error.message}")
             messages.error(request, f"{call}: {error.message}")
         else:
-            audit.record_access(request.user, call, action_name, "admin")
+            audit.record_request(request, call, action_name, "admin")
             messages.success(request, f"{call}: done.")
 
 

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from calls import deletion
 from calls.models import Call
+from calls.permissions import visible_calls
 from calls.views import staff_watch_required
 
 
@@ -34,7 +35,7 @@ class DeleteCallForm(forms.Form):
 def delete_call(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
     if not request.user.has_perm(deletion.DELETE_PERMISSION):
         raise PermissionDenied
-    call = get_object_or_404(Call, pk=call_id)
+    call = get_object_or_404(visible_calls(request.user), pk=call_id)
     form = DeleteCallForm(request.POST or None, call=call)
     refusal = None
     try:

@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from calls import audit, deletion, holds, retention
+from calls import audit, deletion, holds, permissions, retention
 from calls.exports import FORMATS, export_transcript
 from calls.models import Call, CallRetention, DeletionReceipt, Participant
 
@@ -90,9 +90,10 @@ def _left(call: Call) -> list[str]:
 
 
 def export_participant(identity: str, *, user: AbstractBaseUser | None = None) -> tuple[bytes, int]:
-    """A zip of every transcript of the person's calls, in every export format; returns it and how many calls."""
+    """A zip of every transcript of the person's calls, in every export format; returns it and how many
+    calls. Given a user, only the calls in their scope, and the export is logged as theirs."""
     buffer = io.BytesIO()
-    calls = list(calls_of(identity))
+    calls = list(permissions.visible_calls(user, calls_of(identity)) if user is not None else calls_of(identity))
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for call in calls:
             for export_format in FORMATS:

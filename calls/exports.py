@@ -119,6 +119,7 @@ def transcript_json(call: Call) -> str:
 def _segment_json(segment: TranscriptSegment) -> dict[str, Any]:
     return {
         "participant": segment.participant_raw_id,
+        "role": segment.participant.role if segment.participant is not None else "",
         "speaker": speaker(segment),
         "text": segment.text,
         "start_ms": exact_ms(segment.offset_ticks),

@@ -2,12 +2,18 @@ from __future__ import annotations
 
 from django import forms
 
-from calls.models import Call
+from calls.models import Call, Participant
 from calls.search import CallFilters
 
 
 class CallFilterForm(forms.Form):
     q = forms.CharField(label="Search transcripts", required=False, max_length=500)
+    spoken_by = forms.ChoiceField(
+        label="Said by",
+        required=False,
+        choices=[("", "Anyone"), (Participant.Role.AGENT, "An agent"), (Participant.Role.CUSTOMER, "The customer")],
+        help_text="Search only what agents said, or only what customers said.",
+    )
     date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state"), *Call.State.choices])
@@ -41,3 +47,11 @@ class CallFilterForm(forms.Form):
 
     def search_text(self) -> str:
         return self.cleaned_data["q"].strip() if self.is_valid() else ""
+
+    def speaker_role(self) -> str:
+        return self.cleaned_data["spoken_by"] if self.is_valid() else ""
+
+    def describe_search(self) -> str:
+        """The search as the access log keeps it: the text and every filter given."""
+        given = {name: value for name, value in self.cleaned_data.items() if value not in ("", None, False)}
+        return "; ".join(f"{name}={value}" for name, value in given.items())

@@ -7,7 +7,6 @@ are written to the access log; the hold itself is never deleted, so it stays as 
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,21 +14,11 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from calls import audit
-from calls.models import Call, LegalHold, Participant
+from calls.models import Call, LegalHold, Participant, raw_id_of
 
 PLACE_PERMISSION = "calls.place_legal_hold"
 PLACED = "legal hold placed"
 RELEASED = "legal hold released"
-PHONE_NUMBER = re.compile(r"(4:)?\+?[\d\s().-]+")
-PHONE_PUNCTUATION = re.compile(r"[\s().-]")
-
-
-def raw_id_of(identity: str) -> str:
-    """How ACS writes an identity: a phone number typed any way becomes "4:+14255550100"."""
-    value = identity.strip()
-    if PHONE_NUMBER.fullmatch(value):
-        return "4:" + PHONE_PUNCTUATION.sub("", value.removeprefix("4:"))
-    return value
 
 
 def covers(hold: LegalHold) -> Q:

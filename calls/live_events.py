@@ -73,6 +73,9 @@ class CallPayload(TypedDict):
     end_reason: str  # why the call ended or never connected, in words
     ended_at_shown: str  # as the call page shows it (calls.display.shown_time); empty while live
     last_sequence: int
+    # Who may see the call (calls/permissions.py Scope.includes, with `callee`): the live call list
+    # sends each viewer only the calls in their scope, deciding from the event alone.
+    agent_ids: list[int]
 
 
 class CallChanged(TypedDict):
@@ -153,6 +156,7 @@ def call_payload(call: Call) -> CallPayload:
         "end_reason": call.end_reason,
         "ended_at_shown": display.shown_time(call.ended_at),
         "last_sequence": call.last_sequence,
+        "agent_ids": list(call.agent_ids),
     }
 
 

@@ -104,6 +104,10 @@ class Call(models.Model):
     participants_sequence = models.BigIntegerField(null=True, blank=True)
     # Every live-feed delta for this call takes the next number, so a viewer can resume after the last it saw.
     last_sequence = models.BigIntegerField(default=0)
+    # Every Agent who took part (calls/participants.py adds them as they join; never removed). An array
+    # on the row rather than a join table: who may see a call is one indexed test on the call itself
+    # (calls/permissions.py), and each live call event carries it, so the live feed decides in memory.
+    agent_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
 
     objects = CallQuerySet.as_manager()
 
@@ -112,10 +116,15 @@ class Call(models.Model):
         permissions = [
             ("watch_call", "Can watch live and past calls and their transcripts"),
             ("control_call", "Can start and stop streaming and transcription, and hang up"),
+            ("view_all_calls", "Can see all calls"),
         ]
         indexes = [
             # The call list: newest first, live calls split out by state.
             models.Index(fields=["state", "-created_at"], name="call_state_created_idx"),
+            # Scope (calls/permissions.py): the calls an agent or a team's agents took part in ...
+            GinIndex(fields=["agent_ids"], name="call_agent_ids_idx"),
+            # ... and the calls to a number or identity routed to a team.
+            models.Index(fields=["callee"], name="call_callee_idx"),
         ]
 
     def __str__(self) -> str:
@@ -161,10 +170,17 @@ class Participant(models.Model):
         TEAMS_VISITOR = "teams_visitor", "Teams guest"
         UNKNOWN = "unknown", "Unknown"
 
+    class Role(models.TextChoices):
+        AGENT = "agent", "Agent"
+        CUSTOMER = "customer", "Customer"
+
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="participants")
     raw_id = models.CharField(max_length=300, help_text="ACS participantRawID; empty for mixed audio.")
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.UNKNOWN)
     display_name = models.CharField(max_length=300, blank=True)
+    # An identity linked to an Agent joins as that agent; anyone else on the call is the customer.
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.CUSTOMER)
+    agent = models.ForeignKey("Agent", on_delete=models.SET_NULL, null=True, blank=True, related_name="participations")
     is_muted = models.BooleanField(default=False)
     is_on_hold = models.BooleanField(default=False)
     in_call = models.BooleanField(default=True)
@@ -179,7 +195,7 @@ class Participant(models.Model):
 
     @property
     def label(self) -> str:
-        return self.display_name or raw_id_label(self.raw_id) or "Mixed audio"
+        return participant_label(self.raw_id, self.display_name, self.role)
 
 
 _KIND_PREFIXES = (
@@ -210,6 +226,26 @@ def raw_id_label(raw_id: str) -> str:
     if kind == Participant.Kind.UNKNOWN:
         return raw_id
     return f"{Participant.Kind(kind).label} …{raw_id[-8:]}"
+
+
+def participant_label(raw_id: str, display_name: str = "", role: str = "") -> str:
+    """How pages, exports and live events name a participant: "Agent Sam Ortega", "Customer +14255550123"."""
+    if not raw_id:
+        return display_name or "Mixed audio"
+    name = display_name or raw_id_label(raw_id)
+    return f"{Participant.Role(role).label} {name}" if role else name
+
+
+_TYPED_PHONE_NUMBER = re.compile(r"(4:)?\+?[\d\s().-]+")
+_PHONE_PUNCTUATION = re.compile(r"[\s().-]")
+
+
+def raw_id_of(identity: str) -> str:
+    """How ACS writes an identity: a phone number typed any way becomes "4:+14255550100"."""
+    value = identity.strip()
+    if _TYPED_PHONE_NUMBER.fullmatch(value):
+        return "4:" + _PHONE_PUNCTUATION.sub("", value.removeprefix("4:"))
+    return value
 
 
 class MediaStream(models.Model):
@@ -400,12 +436,13 @@ class RecoveryJob(models.Model):
 
 
 class AccessLog(models.Model):
-    """Who viewed, exported or controlled which call, and when."""
+    """Who viewed, searched, exported, listened to or controlled which call, from where and when."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     call = models.ForeignKey(Call, on_delete=models.SET_NULL, null=True, blank=True, related_name="access_logs")
     action = models.CharField(max_length=50)
     detail = models.TextField(blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True, help_text="The client's address, as the request had it.")
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -651,3 +688,83 @@ class LegalHold(models.Model):
             raise ValidationError("A hold covers either one call or an identity (with an optional date range).")
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValidationError("The start date is after the end date.")
+
+
+# --- agents and teams (who sees which call: calls/permissions.py) ----------------------------------------
+
+
+class Agent(models.Model):
+    """A staff member who takes calls, and the ACS identities they answer as (AgentIdentity)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent")
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        """What pages call them: "Agent Sam Ortega" (Participant.label)."""
+        return self.user.get_full_name() or self.user.get_username()
+
+
+class AgentIdentity(models.Model):
+    """One ACS identity an agent answers as: an ACS user (8:acs:…), a Teams user (8:orgid:…) or a phone
+    number (+14255550100) for an agent on the PSTN. An identity belongs to one agent."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="identities")
+    raw_id = models.CharField(
+        max_length=300,
+        unique=True,
+        verbose_name="ACS identity",
+        help_text="8:acs:…, 8:orgid:…, or a phone number (+14255550100).",
+    )
+
+    class Meta:
+        ordering = ["raw_id"]
+        verbose_name_plural = "agent identities"
+
+    def __str__(self) -> str:
+        return self.raw_id
+
+    def clean(self) -> None:
+        self.raw_id = raw_id_of(self.raw_id)
+
+
+class Team(models.Model):
+    """Agents (members) and the users who supervise them: a supervisor sees every call a member took
+    part in, and the calls to the numbers and identities routed to the team (TeamRoute)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(Agent, related_name="teams", blank=True)
+    supervisors = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="supervised_teams", blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamRoute(models.Model):
+    """Calls to this ACS number or identity belong to the team, whoever answers: the way calls no agent
+    joins (an IVR, a queue that rang out) reach a supervisor."""
+
+    called = models.CharField(
+        max_length=300,
+        unique=True,
+        verbose_name="number or identity called",
+        help_text="The ACS phone number (+14255550100) or identity (8:acs:…) the caller dialled.",
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="routes")
+
+    class Meta:
+        ordering = ["called"]
+
+    def __str__(self) -> str:
+        return f"{self.called} → {self.team}"
+
+    def clean(self) -> None:
+        self.called = raw_id_of(self.called)

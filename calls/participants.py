@@ -1,5 +1,11 @@
 """Who is on a call: the one place participants are written, whoever learns of them (a media socket's
-frames, a final's speaker, ACS's ParticipantsUpdated callback, an incoming call's caller)."""
+frames, a final's speaker, ACS's ParticipantsUpdated callback, an incoming call's caller).
+
+A participant whose identity an Agent answers as (AgentIdentity) joins as that agent: role *agent*,
+the agent's name, and the agent added to `Call.agent_ids`, which decides who may see the call
+(calls/permissions.py). Adding an agent publishes a call event, so a supervisor's live call list
+shows the call the moment their agent joins it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+
 from calls import live_events
-from calls.models import Call, Participant, participant_kind
+from calls.agent_identities import is_agent_identity
+from calls.models import Agent, AgentIdentity, Call, Participant, participant_kind
 
 
 @dataclass(frozen=True)
@@ -20,11 +30,24 @@ class Presence:
     is_on_hold: bool = False
 
 
+def agents_answering_as(raw_ids: Iterable[str]) -> dict[str, Agent]:
+    """The agents these identities belong to, by identity (one query)."""
+    links = AgentIdentity.objects.filter(raw_id__in=[raw_id for raw_id in raw_ids if raw_id]).select_related(
+        "agent__user"
+    )
+    return {link.raw_id: link.agent for link in links}
+
+
+def _as_agent(agent: Agent) -> dict[str, object]:
+    return {"role": Participant.Role.AGENT, "agent": agent, "display_name": agent.name}
+
+
 def ensure_participant(*, call_id: uuid.UUID, raw_id: str, display_name: str = "") -> Participant:
+    agent = agents_answering_as([raw_id]).get(raw_id)
+    if agent is not None:
+        return _agent_joined(call_id, raw_id, agent)
     participant, created = Participant.objects.get_or_create(
-        call_id=call_id,
-        raw_id=raw_id,
-        defaults={"kind": participant_kind(raw_id), "display_name": display_name},
+        call_id=call_id, raw_id=raw_id, defaults={"kind": participant_kind(raw_id), "display_name": display_name}
     )
     if not created and display_name and not participant.display_name:
         participant.display_name = display_name
@@ -35,10 +58,41 @@ def ensure_participant(*, call_id: uuid.UUID, raw_id: str, display_name: str = "
 def note_participant(*, call_id: uuid.UUID, raw_id: str) -> None:
     """Record that someone is on the call, in one statement that does nothing when they are known:
     what a media socket does on each participant's first frame, four times per two-party call
-    (audio and transcription sockets), all at once when many calls start together."""
+    (audio and transcription sockets), all at once when many calls start together. An agent's
+    identity (known without a query: calls/agent_identities.py) takes the longer way, to add them
+    to the call."""
+    if is_agent_identity(raw_id):
+        ensure_participant(call_id=call_id, raw_id=raw_id)
+        return
     Participant.objects.bulk_create(
         [Participant(call_id=call_id, raw_id=raw_id, kind=participant_kind(raw_id))], ignore_conflicts=True
     )
+
+
+@transaction.atomic
+def _agent_joined(call_id: uuid.UUID, raw_id: str, agent: Agent) -> Participant:
+    # The call is locked first, as every writer of its participants does (update_roster's callers),
+    # so two of them never wait for each other's locks in opposite orders.
+    call = Call.objects.locked_for_change().get(pk=call_id)
+    participant, _ = Participant.objects.update_or_create(
+        call=call, raw_id=raw_id, defaults={"kind": participant_kind(raw_id), **_as_agent(agent)}
+    )
+    add_agents(call, [agent.pk])
+    return participant
+
+
+def add_agents(call: Call, agent_ids: Iterable[int]) -> None:
+    """Add agents to a (locked) call's `agent_ids` and publish the change: who may see the call grew."""
+    joined = sorted(set(agent_ids) - set(call.agent_ids))
+    if joined:
+        call.agent_ids = [*call.agent_ids, *joined]
+        live_events.save_with_sequence(call, ["agent_ids"], "participants")
+
+
+def add_placing_agent(call: Call, user: AbstractBaseUser | AnonymousUser | None) -> None:
+    """A call an agent places from the dashboard is theirs, though ACS lists the application, not them."""
+    if user is not None and user.is_authenticated:
+        add_agents(call, Agent.objects.filter(user=user).values_list("pk", flat=True))
 
 
 def update_roster(call: Call, present: Iterable[Presence], sequence: int | None) -> None:
@@ -46,9 +100,10 @@ def update_roster(call: Call, present: Iterable[Presence], sequence: int | None)
     arriving late is ignored (callbacks are not ordered, reference 3.1)."""
     if sequence is not None and call.participants_sequence is not None and sequence <= call.participants_sequence:
         return
-    raw_ids = []
+    present = list(present)
+    agents = agents_answering_as(presence.raw_id for presence in present)
     for presence in present:
-        raw_ids.append(presence.raw_id)
+        agent = agents.get(presence.raw_id)
         Participant.objects.update_or_create(
             call=call,
             raw_id=presence.raw_id,
@@ -57,10 +112,15 @@ def update_roster(call: Call, present: Iterable[Presence], sequence: int | None)
                 "is_muted": presence.is_muted,
                 "is_on_hold": presence.is_on_hold,
                 "in_call": True,
+                **(_as_agent(agent) if agent else {}),
             },
         )
     # Mixed audio (empty raw id) is not a participant: it is never on or off the list.
-    call.participants.exclude(raw_id__in=raw_ids).exclude(raw_id="").update(in_call=False)
+    call.participants.exclude(raw_id__in=[presence.raw_id for presence in present]).exclude(raw_id="").update(
+        in_call=False
+    )
     if sequence is not None:
         call.participants_sequence = sequence
-    live_events.save_with_sequence(call, ["participants_sequence"], "participants")
+    joined = sorted({agent.pk for agent in agents.values()} - set(call.agent_ids))
+    call.agent_ids = [*call.agent_ids, *joined]
+    live_events.save_with_sequence(call, ["participants_sequence", "agent_ids"], "participants")

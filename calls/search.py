@@ -93,6 +93,7 @@ def with_summary(calls: QuerySet[Call]) -> QuerySet[Call]:
                 :1
             ]
         ),
+        last_speaker_role=Subquery(latest.values("participant__role")[:1]),
     )
 
 
@@ -101,8 +102,9 @@ def transcript_query(text: str) -> SearchQuery:
     return SearchQuery(cleaned, search_type="websearch", config=SEARCH_CONFIG)
 
 
-def matching_segments(text: str, calls: QuerySet[Call] | None = None) -> QuerySet[TranscriptSegment]:
-    """Segments of any call, live or past, that match `text`, best first."""
+def matching_segments(text: str, calls: QuerySet[Call], *, spoken_by: str = "") -> QuerySet[TranscriptSegment]:
+    """Segments of these calls, live or past, that match `text`, best first; `spoken_by` a role
+    (Participant.Role) keeps only what agents, or customers, said."""
     query = transcript_query(text)
     segments = (
         TranscriptSegment.objects.filter(search_vector=query)
@@ -110,8 +112,10 @@ def matching_segments(text: str, calls: QuerySet[Call] | None = None) -> QuerySe
         .select_related("call", "participant")
         .order_by("-rank", "-received_at", "-id")
     )
-    if calls is not None:
+    if calls.query.has_filters():  # every call (all-calls scope, no filter): no subquery to join
         segments = segments.filter(call__in=calls)
+    if spoken_by:
+        segments = segments.filter(participant__role=spoken_by)
     return segments
 
 

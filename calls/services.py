@@ -406,7 +406,7 @@ WITH {_NUMBERED}, inserted AS (
     RETURNING id, call_id, sequence, participant_id
 )
 SELECT inserted.id, inserted.call_id, inserted.sequence, inserted.sequence - numbered.before,
-    speaker.id, speaker.raw_id, speaker.kind, speaker.display_name
+    speaker.id, speaker.raw_id, speaker.kind, speaker.display_name, speaker.role
 FROM inserted
 JOIN numbered ON numbered.id = inserted.call_id
 LEFT JOIN calls_participant AS speaker ON speaker.id = inserted.participant_id
@@ -428,10 +428,10 @@ def _stored_segment(
     segment = TranscriptSegment(
         id=segment_id, **fields, sequence=sequence, redacted_types=final.redacted_types, original_encrypted=token
     )
-    speaker_id, raw_id, kind, display_name = speaker
+    speaker_id, raw_id, kind, display_name, role = speaker
     if speaker_id is not None:
         segment.participant = Participant(
-            id=speaker_id, call_id=call_id, raw_id=raw_id, kind=kind, display_name=display_name
+            id=speaker_id, call_id=call_id, raw_id=raw_id, kind=kind, display_name=display_name, role=role
         )
     elif final.participant_raw_id:
         segment.participant = participants.ensure_participant(call_id=call_id, raw_id=final.participant_raw_id)

@@ -29,6 +29,7 @@ urlpatterns = [
     path("calls/<uuid:call_id>/transcript.<str:export_format>", views.transcript_download, name="calls-transcript"),
     path("calls/<uuid:call_id>/audio/<int:participant_id>.wav", audio_views.participant_audio, name="calls-audio"),
     path("calls/<uuid:call_id>/audio/mixed.wav", audio_views.mixed_audio, name="calls-audio-mix"),
+    path("calls/<uuid:call_id>/access", views.access_history, name="calls-access-history"),
     path("calls/<uuid:call_id>/delete", deletion_views.delete_call, name="calls-delete"),
     path("calls/new", control_views.new_call, name="calls-new"),
     path("calls/<uuid:call_id>/", include(control_urls)),

@@ -20,12 +20,11 @@ from calls.display import call_page_context
 from calls.exports import CONTENT_TYPES, FORMATS, export_transcript
 from calls.forms import CallFilterForm
 from calls.models import Call
-from calls.permissions import can_watch
+from calls.permissions import CONTROL_PERMISSION, can_watch, supervised_calls, visible_calls
 from calls.search import CallFilters, filter_calls, matching_segments, search_hits, with_summary
 
 PAGE_SIZE = 25
 LIVE_CALLS_SHOWN = 200
-CONTROL_PERMISSION = "calls.control_call"
 
 
 def staff_watch_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -50,8 +49,10 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("calls-list")
 
 
-def _get_call_for_viewer(call_id: uuid.UUID) -> Call:
-    return get_object_or_404(Call.objects.prefetch_related("participants", "streams", "gaps"), pk=call_id)
+def _get_call_for_viewer(request: HttpRequest, call_id: uuid.UUID) -> Call:
+    """The call, if it is in the user's scope; 404 otherwise, as for a call that does not exist."""
+    calls = visible_calls(request.user).prefetch_related("participants", "streams", "gaps")
+    return get_object_or_404(calls, pk=call_id)
 
 
 def _url_exists(path: str) -> bool:
@@ -67,28 +68,34 @@ def call_list(request: HttpRequest) -> HttpResponse:
     form = CallFilterForm(request.GET or None)
     filters = form.filters() if form.is_bound else CallFilters()
     text = form.search_text() if form.is_bound else ""
+    calls = visible_calls(request.user)
     context: dict[str, Any] = {
         "form": form,
-        "live_calls": with_summary(Call.objects.live()).order_by("-created_at")[:LIVE_CALLS_SHOWN],
+        "live_calls": with_summary(calls.live()).order_by("-created_at")[:LIVE_CALLS_SHOWN],
         "can_place_calls": request.user.has_perm(CONTROL_PERMISSION) and _url_exists("/calls/new"),
         "search_text": text,
         "state_labels": dict(Call.State.choices),
     }
     if text:
-        calls = filter_calls(Call.objects.all(), filters) if filters != CallFilters() else None
-        page = Paginator(matching_segments(text, calls), PAGE_SIZE).get_page(request.GET.get("page"))
+        audit.record_request(request, None, audit.SEARCH, form.describe_search())
+        segments = matching_segments(text, filter_calls(calls, filters), spoken_by=form.speaker_role())
+        page = Paginator(segments, PAGE_SIZE).get_page(request.GET.get("page"))
         context.update(page=page, hits=search_hits(text, list(page)))
     else:
-        past_calls = with_summary(filter_calls(Call.objects.ended(), filters)).order_by("-created_at")
+        past_calls = with_summary(filter_calls(calls.ended(), filters)).order_by("-created_at")
         context["page"] = Paginator(past_calls, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "calls/call_list.html", context)
 
 
 @staff_watch_required
 def call_detail(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
-    call = _get_call_for_viewer(call_id)
-    audit.record_access(request.user, call, audit.VIEW)
-    context = {**call_page_context(call), "can_control": request.user.has_perm(CONTROL_PERMISSION)}
+    call = _get_call_for_viewer(request, call_id)
+    audit.record_request(request, call, audit.VIEW)
+    context = {
+        **call_page_context(call),
+        "can_control": request.user.has_perm(CONTROL_PERMISSION),
+        "can_read_access_history": supervised_calls(request.user).filter(pk=call.pk).exists(),
+    }
     return render(request, "calls/call_detail.html", context)
 
 
@@ -96,8 +103,17 @@ def call_detail(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
 def transcript_download(request: HttpRequest, call_id: uuid.UUID, export_format: str) -> HttpResponse:
     if export_format not in FORMATS:
         raise Http404("Unknown transcript format")
-    call = _get_call_for_viewer(call_id)
-    audit.record_access(request.user, call, audit.EXPORT, export_format)
+    call = _get_call_for_viewer(request, call_id)
+    audit.record_request(request, call, audit.EXPORT, export_format)
     response = HttpResponse(export_transcript(call, export_format), content_type=CONTENT_TYPES[export_format])
     response["Content-Disposition"] = f'attachment; filename="call-{call.id}.{export_format}"'
     return response
+
+
+@staff_watch_required
+def access_history(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
+    """Who looked at a call and when: for its team's supervisors and all-calls users, not its agents."""
+    call = get_object_or_404(supervised_calls(request.user), pk=call_id)
+    audit.record_request(request, call, audit.ACCESS_HISTORY)
+    page = Paginator(audit.history_of(call), PAGE_SIZE * 4).get_page(request.GET.get("page"))
+    return render(request, "calls/access_history.html", {"call": call, "page": page})

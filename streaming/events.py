@@ -55,7 +55,9 @@ def publish(event: LiveEvent) -> None:
             return
         except RuntimeError:  # the loop has closed
             pass
-    async_to_sync(publisher.send_now)(messages)
+    # On a loop of our own: asgiref would otherwise hand it to the loop this thread was called from
+    # even once that loop has stopped (a server shutting down), and wait for it forever.
+    async_to_sync(publisher.send_now, force_new_loop=True)(messages)
 
 
 def _messages(event: LiveEvent) -> list[publisher.Message]:

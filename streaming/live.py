@@ -1,22 +1,39 @@
-"""Read side of the live feed: the snapshot a viewer gets when it (re)connects. Who may watch is
-calls/permissions.py's to say."""
+"""Read side of the live feed: whether a viewer may follow a call (and the access log entry that says
+they did), and the snapshot a viewer gets when it (re)connects. Which calls a viewer may see is
+calls/permissions.py's `Scope`."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from calls import display, live_events
+from django.contrib.auth.models import AbstractBaseUser
+
+from calls import audit, display, live_events
 from calls.models import Call
+from calls.permissions import Scope
 
 LIST_FEED_CALLS = 200
 
 
-def call_exists(call_id: str) -> bool:
+def call_in_scope(call_id: str, scope: Scope) -> bool:
+    """Whether the call exists and is in the scope; a call out of scope is refused as one that does not exist."""
     try:
-        return Call.objects.filter(pk=call_id).exists()
+        return scope.calls().filter(pk=call_id).exists()
     except (ValueError, TypeError):
         return False
+
+
+def subscribe(user: AbstractBaseUser, scope: Scope, call_id: str | None, ip: str | None) -> bool:
+    """Whether `user` may follow the call (or the call list, when `call_id` is None): logged when they may."""
+    if call_id is None:
+        audit.record_access(user, None, audit.LIVE, "call list", ip=ip)
+        return True
+    call = scope.calls().filter(pk=call_id).first() if call_id else None
+    if call is None:
+        return False
+    audit.record_access(user, call, audit.LIVE, ip=ip)
+    return True
 
 
 def call_state_now(call_id: uuid.UUID) -> str | None:
@@ -49,6 +66,7 @@ def call_view(call_id: str) -> dict[str, Any] | None:
     return display.call_view(call) if call is not None else None
 
 
-def calls_state() -> dict[str, Any]:
-    calls = Call.objects.live().order_by("-created_at")[:LIST_FEED_CALLS]
+def calls_state(scope: Scope) -> dict[str, Any]:
+    """The live calls in scope, newest first: the call list's snapshot."""
+    calls = scope.calls(Call.objects.live()).order_by("-created_at")[:LIST_FEED_CALLS]
     return {"type": "calls", "calls": [live_events.call_payload(call) for call in calls]}

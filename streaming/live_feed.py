@@ -20,18 +20,25 @@ from streaming.database import database_sync_to_async
 
 
 class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
-    """Staff browsers: `ws/calls/` (every call) and `ws/calls/<id>/` (one call, with intermediate text).
+    """Staff browsers: `ws/calls/` (the live calls in the viewer's scope) and `ws/calls/<id>/` (one call
+    in their scope, with intermediate text; a call out of scope is refused as one that does not exist).
 
     On connect a viewer gets a snapshot, then ordered deltas. `?after=<sequence>` (or a
     `{"type": "resume", "after": N}` message) resumes after the last delta a page saw. When a
     delta's number skips ahead (the channel layer dropped one), the gap is refilled from the database.
 
+    The call list decides which events to send in memory, without a query per event: the viewer's
+    scope (calls/permissions.py `Scope`) is read when it connects, and each call event carries the
+    call's agents and callee. A call comes into the list the moment an agent of the viewer's joins it.
+
     The socket outlives the page load, so its session is re-checked every LIVE_SESSION_CHECK_SECONDS:
     after a logout, an expiry or a lost permission it closes with SESSION_ENDED (the page stops
-    reconnecting).
+    reconnecting); the scope is read afresh then too, and a call page whose call has left it closes
+    with OUT_OF_SCOPE.
     """
 
     SESSION_ENDED = 4401
+    OUT_OF_SCOPE = 4404
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels hops to the database thread (aclose_old_connections) before every handler; a live
@@ -48,8 +55,11 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
             return
         self.call_id: str | None = self.scope["url_route"]["kwargs"].get("call_id")
         self.last_sequence = 0
+        self.may_see = await database_sync_to_async(permissions.scope_of)(user)
+        self.listed: set[str] = set()  # the list feed's calls in scope (bounded by the viewer's own calls)
         group = events.call_group(self.call_id) if self.call_id else events.CALLS_GROUP
-        if self.call_id and not await database_sync_to_async(live.call_exists)(self.call_id):
+        client = (self.scope.get("client") or [None])[0]
+        if not await database_sync_to_async(live.subscribe)(user, self.may_see, self.call_id, client):
             await self.close()
             return
         await self.channel_layer.group_add(group, self.channel_name)
@@ -76,11 +86,24 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         interval = settings.LIVE_SESSION_CHECK_SECONDS
         await asyncio.sleep(random.uniform(0, interval))  # noqa: S311 - jitter, not a secret
         while True:
-            if not await database_sync_to_async(permissions.session_can_watch)(session_key):
+            may_see = await database_sync_to_async(permissions.session_scope)(session_key)
+            code = self.SESSION_ENDED if may_see is None else await self._rescope(may_see)
+            if code is not None:
                 with contextlib.suppress(Exception):  # the client may be gone already
-                    await self.close(code=self.SESSION_ENDED)
+                    await self.close(code=code)
                 return
             await asyncio.sleep(interval)
+
+    async def _rescope(self, may_see: permissions.Scope) -> int | None:
+        """Take the viewer's scope as it is now: a call page out of it closes (the close code); a call
+        list whose scope changed gets a fresh snapshot of the calls now in it."""
+        if self.call_id:
+            in_scope = await database_sync_to_async(live.call_in_scope)(self.call_id, may_see)
+            return None if in_scope else self.OUT_OF_SCOPE
+        if may_see != self.may_see:
+            self.may_see = may_see
+            await self._send_state(None)
+        return None
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "resume" and isinstance(content.get("after"), int):
@@ -89,6 +112,8 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
     async def live_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
         metrics.live_latency_seconds.observe(time.time() - message.get("published_at", time.time()))
+        if not self.call_id and not self._lists(event):
+            return
         sequence = event.get("sequence")
         if not self.call_id or sequence is None:
             await self.send_json(event)  # the list feed and intermediate text: no per-call ordering
@@ -108,12 +133,24 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
                 event = {**event, "view": view}
         await self.send_json(event)
 
+    def _lists(self, event: dict[str, Any]) -> bool:
+        """Whether the call list sends the event, decided in memory: a call event carries the call's
+        agents and callee (calls/live_events.py), and a segment or stream event goes where its call's did."""
+        if self.may_see.all_calls:
+            return True
+        if event["type"] == "call":
+            shown = self.may_see.includes(event["call"]["agent_ids"], event["call"]["callee"])
+            (self.listed.add if shown else self.listed.discard)(event["call_id"])
+            return shown
+        return event["call_id"] in self.listed
+
     async def _send_state(self, after: int | None) -> None:
         if self.call_id:
             state = await database_sync_to_async(live.call_state)(self.call_id, after)
             self.last_sequence = max(self.last_sequence, state["sequence"])
         else:
-            state = await database_sync_to_async(live.calls_state)()
+            state = await database_sync_to_async(live.calls_state)(self.may_see)
+            self.listed = {call["id"] for call in state["calls"]}
         await self.send_json(state)
 
 

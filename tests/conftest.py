@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,7 +17,7 @@ from django.test import Client
 
 from calls import services
 from calls.authentication import jwks_cache
-from calls.models import Call
+from calls.models import Agent, AgentIdentity, Call, Team, TeamRoute
 from calls.tokens import media_socket_url
 from tests.acs_keys import ISSUER, RESOURCE_ID, AcsKeys, serve_acs_keys
 from tests.servers import AppServer, run_app_server
@@ -30,20 +31,73 @@ def _user(username: str, *, staff: bool, permissions: tuple[str, ...]) -> User:
 
 @pytest.fixture
 def staff_user(db: None) -> User:
-    """Alice works the support floor: she watches calls and controls them."""
-    return _user("alice", staff=True, permissions=("watch_call", "control_call"))
+    """Alice runs the support floor: she watches and controls every call (tests of scope use the
+    personas in tests/calls/test_scope.py)."""
+    return _user("alice", staff=True, permissions=("watch_call", "control_call", "view_all_calls"))
 
 
 @pytest.fixture
 def supervisor(db: None) -> User:
-    """Bob may watch calls but not start, stop or hang them up."""
-    return _user("bob", staff=True, permissions=("watch_call",))
+    """Bob may watch every call but not start, stop or hang them up."""
+    return _user("bob", staff=True, permissions=("watch_call", "view_all_calls"))
 
 
 @pytest.fixture
 def outsider(db: None) -> User:
     """Charlie has an account but is not staff: he sees nothing."""
     return _user("charlie", staff=False, permissions=("watch_call",))
+
+
+def make_agent(username: str, *identities: str, full_name: str = "") -> Agent:
+    """A staff user who answers calls as `identities` and may use the dashboard."""
+    user = _user(username, staff=True, permissions=("watch_call",))
+    user.first_name, _, user.last_name = full_name.partition(" ")
+    user.save(update_fields=["first_name", "last_name"])
+    agent = Agent.objects.create(user=user)
+    for raw_id in identities:
+        AgentIdentity.objects.create(agent=agent, raw_id=raw_id)
+    return agent
+
+
+def make_team(name: str, *, members: tuple[Agent, ...] = (), supervisors: tuple[User, ...] = ()) -> Team:
+    team = Team.objects.create(name=name)
+    team.members.set(members)
+    team.supervisors.set(supervisors)
+    return team
+
+
+def watcher(username: str, *permissions: str) -> User:
+    """A staff user who may use the dashboard, with these calls permissions besides."""
+    return _user(username, staff=True, permissions=("watch_call", *permissions))
+
+
+SAM = "8:acs:00000000-0000-0000-0000-00000000ac5e_00000021-0000-0000-0000-0000000005a3"  # an ACS user
+KIM = "4:+14255550177"  # an agent on the PSTN: her phone number
+SUPPORT_LINE = "4:+18005550100"  # the number customers call for support, routed to the Support team
+
+
+@dataclass(frozen=True)
+class ContactCentre:
+    """Two teams of one agent each, their supervisors, and quality staff who see every call."""
+
+    sam: Agent  # agent in Support, answers as SAM
+    kim: Agent  # agent in Billing, answers as KIM
+    sue: User  # supervises Support (and the support line's calls)
+    bill: User  # supervises Billing
+    quinn: User  # quality and compliance: every call
+    support: Team
+    billing: Team
+
+
+@pytest.fixture
+def centre(db: None) -> ContactCentre:
+    sam = make_agent("sam", SAM, full_name="Sam Ortega")
+    kim = make_agent("kim", KIM, full_name="Kim Lee")
+    sue, bill, quinn = watcher("sue"), watcher("bill"), watcher("quinn", "view_all_calls")
+    support = make_team("Support", members=(sam,), supervisors=(sue,))
+    TeamRoute.objects.create(called=SUPPORT_LINE, team=support)
+    billing = make_team("Billing", members=(kim,), supervisors=(bill,))
+    return ContactCentre(sam, kim, sue, bill, quinn, support, billing)
 
 
 def session_cookie(user: User) -> str:

@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 from django import template
 
 from calls import display, exports
-from calls.models import TranscriptSegment, raw_id_label
+from calls.models import Call, TranscriptSegment, raw_id_label
+from calls.models import participant_label as labelled
 
 register = template.Library()
 
@@ -13,6 +14,12 @@ register = template.Library()
 @register.filter
 def participant_label(raw_id: str) -> str:
     return raw_id_label(raw_id or "")
+
+
+@register.filter
+def last_speaker(call: Call) -> str:
+    """Who said a listed call's last line (search.with_summary's annotations), as its page names them."""
+    return labelled(call.last_speaker or "", "", call.last_speaker_role or "")
 
 
 @register.filter

@@ -109,7 +109,7 @@ def main() -> None:
     from django.utils import timezone
 
     from calls import participants
-    from calls.models import Call
+    from calls.models import Agent, AgentIdentity, Call
     from tests.browser.support import chromium, media_socket, session_cookie
     from tests.calls.conftest import new_call
     from tests.servers import run_app_server
@@ -117,7 +117,9 @@ def main() -> None:
 
     password = "correct horse battery staple"  # noqa: S105 - a scratch database, dropped at the end
     user = User.objects.create_user("alice", password=password, is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=["watch_call", "control_call"]))
+    user.user_permissions.set(Permission.objects.filter(codename__in=["watch_call", "control_call", "view_all_calls"]))
+    sam = User.objects.create_user("sam", first_name="Sam", last_name="Ortiz", is_staff=True)
+    AgentIdentity.objects.create(agent=Agent.objects.create(user=sam), raw_id=acs.AGENT)
     make_history()
     call = new_call(
         "4:+14255550123",
@@ -126,7 +128,7 @@ def main() -> None:
         connected_at=timezone.now() - timedelta(seconds=3),
     )
     participants.ensure_participant(call_id=call.id, raw_id=call.caller, display_name="Dana Whitfield")
-    participants.ensure_participant(call_id=call.id, raw_id=acs.AGENT, display_name="Sam Ortiz (agent)")
+    participants.ensure_participant(call_id=call.id, raw_id=acs.AGENT)  # Agent Sam Ortiz
     audio_dir = tempfile.mkdtemp(prefix="callscribe-screens-")
     try:
         with run_app_server(AUDIO_CAPTURE="True", AUDIO_CAPTURE_DIR=audio_dir, STREAM_STATS_INTERVAL="0.5") as server:

@@ -1,7 +1,7 @@
 // Callscribe's live pages: the call list, the call page and the admin's live transcript panel all load
 // this one module. Data from the server is only ever rendered with textContent, never innerHTML.
 //
-// Live feed (streaming/consumers.py LiveFeedConsumer): ws/calls/ sends {"type": "calls"} then deltas;
+// Live feed (streaming/live_feed.py LiveFeedConsumer): ws/calls/ sends {"type": "calls"} then deltas;
 // ws/calls/<id>/?after=N sends a snapshot (or "resume") with the final segments numbered above N, then
 // deltas in sequence order. Segments are deduplicated by sequence here as well, so a reconnect never
 // repeats a line.
@@ -12,6 +12,7 @@
 // page was rendered from, and segments carry their clock text.
 
 const SESSION_ENDED_CODE = 4401;
+const OUT_OF_SCOPE_CODE = 4404; // the call is no longer in the viewer's scope (calls/permissions.py)
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
 const ENDED_STATES = new Set(["disconnected", "failed", "unanswered"]);
 const FOLLOW_SLACK_PX = 48;
@@ -71,6 +72,7 @@ const STATUS_TEXT = {
   "call-ended": "The call has ended",
   reconnecting: "Connection lost, reconnecting…",
   "session-ended": "Your session has ended. Reload the page to log in again.",
+  "out-of-scope": "You may no longer see this call.",
 };
 
 // The socket's own state; a call page whose call has ended says so instead of "live".
@@ -124,6 +126,10 @@ class LiveSocket {
     if (socket !== this.socket) return;
     if (event.code === SESSION_ENDED_CODE) {
       showStatus("session-ended");
+      return;
+    }
+    if (event.code === OUT_OF_SCOPE_CODE) {
+      showStatus("out-of-scope");
       return;
     }
     const delay = RECONNECT_DELAYS_MS[Math.min(this.failures, RECONNECT_DELAYS_MS.length - 1)];
@@ -283,7 +289,16 @@ class Transcript {
     } else {
       this.turnFor(segment.participant, segment.speaker).append(line);
     }
+    this.nameTurn(line.closest(".turn"), segment);
     this.changed();
+  }
+
+  // A turn begun by intermediate text is headed with a name made from the raw id; its first final
+  // brings the server's name ("Agent Sam Ortega", "Customer +1…"), as a reload would show it.
+  nameTurn(turn, segment) {
+    if (!turn || !segment.speaker || turn.dataset.participant !== segment.participant) return;
+    turn.querySelector(".speaker").textContent = segment.speaker;
+    this.labels.set(segment.participant, segment.speaker);
   }
 
   showPartial(message) {

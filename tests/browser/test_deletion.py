@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def records_officer() -> User:
     user = User.objects.create_user("frank", password="x", is_staff=True)
     user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="calls", codename__in=["watch_call", "delete_calls"])
+        Permission.objects.filter(
+            content_type__app_label="calls", codename__in=["watch_call", "delete_calls", "view_all_calls"]
+        )
     )
     return user
 

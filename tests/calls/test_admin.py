@@ -164,7 +164,9 @@ def test_model_viewers_who_may_not_watch_read_the_transcript_with_its_confidence
     say(call, acs.CALLER, "Is my modem on fire?", 1000, confidence=0.898)
     auditor = User.objects.create_user("frank", is_staff=True)
     auditor.user_permissions.set(
-        Permission.objects.filter(codename__in=["view_call", "view_transcriptsegment", "view_gap", "view_callevent"])
+        Permission.objects.filter(
+            codename__in=["view_call", "view_transcriptsegment", "view_gap", "view_callevent", "view_all_calls"]
+        )
     )
     page = logged_in(auditor).get(reverse("admin:calls_call_change", args=[call.id])).content.decode()
     assert "Is my modem on fire?" in page

@@ -123,7 +123,7 @@ def test_the_admin_stop_action_uses_the_same_control(acs_settings: SettingsWrapp
 
 def test_the_admin_offers_control_actions_only_to_controllers(connected: Call) -> None:
     viewer = User.objects.create_user("vic", password="x", is_staff=True)
-    viewer.user_permissions.set(Permission.objects.filter(codename__in=["view_call", "watch_call"]))
+    viewer.user_permissions.set(Permission.objects.filter(codename__in=["view_call", "watch_call", "view_all_calls"]))
 
     response = logged_in(viewer).get(reverse("admin:calls_call_changelist"))
 

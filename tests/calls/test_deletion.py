@@ -26,10 +26,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def records_officer(db: None) -> User:
-    """Frank may watch calls and delete them."""
+    """Frank keeps the records: he may watch every call and delete them."""
     user = User.objects.create_user("frank", password="x", is_staff=True)
     user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="calls", codename__in=["watch_call", "delete_calls"])
+        Permission.objects.filter(
+            content_type__app_label="calls", codename__in=["watch_call", "delete_calls", "view_all_calls"]
+        )
     )
     return user
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from calls import participants, services
 from calls.models import Call, Gap, MediaStream
 from calls.tokens import unsign_media_token
+from tests.conftest import make_agent
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +50,8 @@ def export(identifier: str, export_format: str) -> str:
 def transcribed_call(call: Call) -> Call:
     call.call_connection_id = "acs-connection-1"
     call.save()
-    participants.ensure_participant(call_id=call.id, raw_id="8:acs:agent", display_name="Dana (agent)")
+    make_agent("dana", "8:acs:agent", full_name="Dana Reyes")
+    participants.ensure_participant(call_id=call.id, raw_id="8:acs:agent")
     add_final(call, "4:+14255550100", "Hello, my bill is wrong.", 49_876_484, 9_200_000)
     add_final(call, "8:acs:agent", "Sorry to hear that.", 10_000_000, 5_000_000)  # stored later, earlier offset
     return call
@@ -63,7 +65,8 @@ def test_json_export_has_the_documented_shape_in_call_order(transcribed_call: Ca
     first, second = document["segments"]
     assert first == {
         "participant": "8:acs:agent",
-        "speaker": "Dana (agent)",
+        "role": "agent",
+        "speaker": "Agent Dana Reyes",
         "text": "Sorry to hear that.",
         "start_ms": 1000,
         "end_ms": 1500,
@@ -76,6 +79,7 @@ def test_json_export_has_the_documented_shape_in_call_order(transcribed_call: Ca
         ],
     }
     assert (second["participant"], second["start_ms"], second["end_ms"]) == ("4:+14255550100", 4987.6484, 5907.6484)
+    assert (second["role"], second["speaker"]) == ("customer", "Customer +14255550100")
 
 
 def test_segments_of_a_restarted_subscription_follow_the_earlier_ones(call: Call) -> None:
@@ -89,15 +93,16 @@ def test_segments_of_a_restarted_subscription_follow_the_earlier_ones(call: Call
 
 def test_text_webvtt_and_srt_exports(transcribed_call: Call) -> None:
     assert export("acs-connection-1", "txt") == (
-        "[00:00:01.000] Dana (agent): Sorry to hear that.\n[00:00:04.987] +14255550100: Hello, my bill is wrong.\n"
+        "[00:00:01.000] Agent Dana Reyes: Sorry to hear that.\n"
+        "[00:00:04.987] Customer +14255550100: Hello, my bill is wrong.\n"
     )
     assert export("acs-connection-1", "vtt") == (
-        "WEBVTT\n\n00:00:01.000 --> 00:00:01.500\n<v Dana (agent)>Sorry to hear that.\n\n"
-        "00:00:04.987 --> 00:00:05.907\n<v +14255550100>Hello, my bill is wrong.\n\n"
+        "WEBVTT\n\n00:00:01.000 --> 00:00:01.500\n<v Agent Dana Reyes>Sorry to hear that.\n\n"
+        "00:00:04.987 --> 00:00:05.907\n<v Customer +14255550100>Hello, my bill is wrong.\n\n"
     )
     assert export("acs-connection-1", "srt") == (
-        "1\n00:00:01,000 --> 00:00:01,500\nDana (agent): Sorry to hear that.\n\n"
-        "2\n00:00:04,987 --> 00:00:05,907\n+14255550100: Hello, my bill is wrong.\n\n"
+        "1\n00:00:01,000 --> 00:00:01,500\nAgent Dana Reyes: Sorry to hear that.\n\n"
+        "2\n00:00:04,987 --> 00:00:05,907\nCustomer +14255550100: Hello, my bill is wrong.\n\n"
     )
 
 

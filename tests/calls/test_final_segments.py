@@ -141,7 +141,7 @@ def test_a_display_name_given_meanwhile_names_the_next_final_live() -> None:
 
     (segment,) = segments([final(call, "After.", 2)])
 
-    assert segment is not None and live_events.segment_payload(segment)["speaker"] == "Dana"
+    assert segment is not None and live_events.segment_payload(segment)["speaker"] == "Customer Dana"
 
 
 def test_a_speaker_not_recorded_yet_is_recorded_with_their_first_final() -> None:

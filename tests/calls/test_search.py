@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def texts(query: str) -> list[str]:
-    return [segment.text for segment in matching_segments(query)]
+    return [segment.text for segment in matching_segments(query, Call.objects.all())]
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_minus_excludes_a_word(transcripts: tuple[Call, Call]) -> None:
 
 def test_live_calls_are_searched_too(transcripts: tuple[Call, Call]) -> None:
     past, live = transcripts
-    assert {segment.call_id for segment in matching_segments("bill")} == {past.id, live.id}
+    assert {segment.call_id for segment in matching_segments("bill", Call.objects.all())} == {past.id, live.id}
 
 
 def test_better_matches_rank_first(transcripts: tuple[Call, Call]) -> None:
@@ -60,7 +60,7 @@ def test_nonsense_queries_find_nothing_instead_of_failing(transcripts: tuple[Cal
 def test_snippets_highlight_matches_and_escape_everything_else() -> None:
     call = new_call()
     say(call, acs.CALLER, "<script>alert(1)</script> my modem & router died", 1000)
-    snippet = search_hits("router", list(matching_segments("router")))[0].snippet
+    snippet = search_hits("router", list(matching_segments("router", Call.objects.all())))[0].snippet
     assert "<script" not in snippet
     assert snippet == "&lt;script&gt;alert(1)&lt;/script&gt; my modem &amp; <mark>router</mark> died"
 
@@ -69,7 +69,7 @@ def test_snippets_keep_what_looks_like_markup() -> None:
     """ts_headline's parser takes "<...>" for tags and drops it from snippets; a transcript's words stay."""
     call = new_call()
     say(call, acs.CALLER, "press <1> for <the billing team> or say a<b", 1000)
-    snippet = search_hits("press", list(matching_segments("press")))[0].snippet
+    snippet = search_hits("press", list(matching_segments("press", Call.objects.all())))[0].snippet
     assert snippet == "<mark>press</mark> &lt;1&gt; for &lt;the billing team&gt; or say a&lt;b"
 
 
@@ -80,7 +80,7 @@ def test_highlight_markers_in_the_text_itself_cannot_inject_markup() -> None:
 
 def test_each_hit_links_to_its_moment_in_the_call(transcripts: tuple[Call, Call]) -> None:
     past, _ = transcripts
-    hit = search_hits("restart", list(matching_segments("restart")))[0]
+    hit = search_hits("restart", list(matching_segments("restart", Call.objects.all())))[0]
     assert hit.url == f"/calls/{past.id}/?t=4000#segment-{hit.segment.sequence}"
 
 

@@ -238,7 +238,7 @@ def test_identities_without_a_name_are_shown_short_with_the_whole_id_on_hover(al
     call = new_call(callee=agent)
     say(call, agent, "Thanks for calling.", 1000)
     page = alice_client.get(reverse("calls-detail", args=[call.id])).content.decode()
-    assert f'<p class="speaker" title="{agent}">ACS user …0d00a1b2</p>' in page
+    assert f'<p class="speaker" title="{agent}">Customer ACS user …0d00a1b2</p>' in page  # no Agent answers as it
     assert f'<dd title="{agent}">ACS user …0d00a1b2</dd>' in page
 
 
@@ -298,7 +298,7 @@ def test_each_call_page_view_is_in_the_access_log(alice_client: Client, staff_us
 @pytest.mark.parametrize(
     ("export_format", "expected"),
     [
-        ("txt", "[00:00:05.000] +14255550100: My internet is down."),
+        ("txt", "[00:00:05.000] Customer +14255550100: My internet is down."),
         ("json", '"text": "My internet is down."'),
         ("vtt", "WEBVTT"),
         ("srt", "00:00:05,000 --> 00:00:07,000"),

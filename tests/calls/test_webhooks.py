@@ -465,7 +465,7 @@ def test_a_redelivered_incoming_call_creates_one_call(client: Client, acs_settin
         AGENT,
         "Dana Whitfield",
     )
-    assert call.participants.get(raw_id=CALLER).label == "Dana Whitfield"
+    assert call.participants.get(raw_id=CALLER).label == "Customer Dana Whitfield"
 
 
 # --- end to end: the emulator rings the app server ----------------------------------------------------

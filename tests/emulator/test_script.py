@@ -25,7 +25,7 @@ def library() -> ScriptLibrary:
 
 
 def test_the_bundled_scripts_have_the_promised_shape(library: ScriptLibrary) -> None:
-    assert library.names() == ["bench_call", "short_call", "support_call"]
+    assert library.names() == ["bench_call", "billing_call", "short_call", "support_call"]
     support = library.rendered("support_call", 16000)
     assert 60 <= support.duration <= 90
     assert 12 <= len(support.utterances) <= 20

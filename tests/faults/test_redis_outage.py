@@ -16,7 +16,7 @@ CREATE_VIEWER = """
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 user, _ = User.objects.get_or_create(username="viewer", defaults={"is_staff": True})
-user.user_permissions.set(Permission.objects.filter(codename="watch_call"))
+user.user_permissions.set(Permission.objects.filter(codename__in=["watch_call", "view_all_calls"]))
 client = Client()
 client.force_login(user)
 print(client.cookies["sessionid"].value)

@@ -59,7 +59,7 @@ async def test_a_viewer_gets_a_snapshot_then_intermediate_and_final_text(call: C
     assert (partial["participant"], partial["speaker"], partial["text"]) == (acs.CALLER, "+14255550100", "my bill")
     final = await receive_until(viewer, "segment")
     assert final["segment"]["text"] == "My bill is wrong."
-    assert final["segment"]["start_ms"] == 0.1 and final["segment"]["speaker"] == "+14255550100"
+    assert final["segment"]["start_ms"] == 0.1 and final["segment"]["speaker"] == "Customer +14255550100"
     assert final["sequence"] > snapshot["sequence"]
     await viewer.disconnect()
 
