@@ -63,7 +63,8 @@ def viewer_cookie() -> str:
     from django.test import Client
 
     user, _ = User.objects.get_or_create(username="bench-viewer", defaults={"is_staff": True})
-    user.user_permissions.set(Permission.objects.filter(codename="watch_call"))
+    # Watching every call, as quality staff do (the scoped case is bench/scope_bench.py's).
+    user.user_permissions.set(Permission.objects.filter(codename__in=["watch_call", "view_all_calls"]))
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}"

@@ -145,7 +145,8 @@ def test_a_pause_for_sensitive_data_shows_where_it_happened_in_every_export(call
     note = "[Transcription and audio capture paused for sensitive data by alice; resumed by alice]"
 
     assert export(str(call.id), "txt") == (
-        f"[00:00:01.000] +1: My card number is\n[00:00:04.000] {note}\n[00:00:35.000] +1: Thanks, that went through.\n"
+        f"[00:00:01.000] Customer +1: My card number is\n[00:00:04.000] {note}\n"
+        "[00:00:35.000] Customer +1: Thanks, that went through.\n"
     )
     assert f"2\n00:00:04,000 --> 00:00:34,000\n{note}\n\n3\n00:00:35,000" in export(str(call.id), "srt")
     assert f"00:00:04.000 --> 00:00:34.000\n{note}\n\n" in export(str(call.id), "vtt")
