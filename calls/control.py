@@ -74,7 +74,8 @@ def finish_recovery_jobs(call: Call, outcome: str, kind: str | None = None) -> N
     if kind is not None:
         jobs = jobs.filter(kind=kind)
     waiting = list(jobs.select_for_update(skip_locked=True).values_list("pk", flat=True))
-    RecoveryJob.objects.filter(pk__in=waiting).update(finished_at=timezone.now(), outcome=outcome)
+    if waiting:  # most calls never had one: a stream starting as asked is the common case
+        RecoveryJob.objects.filter(pk__in=waiting).update(finished_at=timezone.now(), outcome=outcome)
 
 
 def end_call(call: Call, *, state: str, reason: str) -> None:

@@ -165,7 +165,8 @@ def store_callback_event(event: dict[str, Any], *, call_id: uuid.UUID | None) ->
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     with transaction.atomic():
         call = _locked_call(call_id, str(data.get("callConnectionId") or ""))
-        if call is not None and deletion.is_deleted(call.pk):
+        # Only an ended call can have been deleted (a live one is refused): no query for the others.
+        if call is not None and not call.is_live and deletion.is_deleted(call.pk):
             logger.info("Callback %s for deleted call %s ignored", event["type"], call.pk)
             return False  # a deleted call's history stays gone
         try:

@@ -6,7 +6,8 @@ DATABASE_REQUEST_SLOTS requests run at once, so however many arrive, the media p
 workers keep the connections they need: a burst of webhooks or a flood of logins waits its turn
 instead of stalling every call's transcript behind it. ACS's webhooks have DATABASE_WEBHOOK_SLOTS of
 them to themselves, so a flood of logins never keeps a caller from being answered, and they wait
-WEBHOOK_SLOT_TIMEOUT for one; other requests share the rest and wait DATABASE_POOL_TIMEOUT. A request
+WEBHOOK_SLOT_TIMEOUT for one; DATABASE_RING_SLOTS of those are IncomingCall's alone, so a burst of
+callbacks never holds up a ring. Other requests share the rest and wait DATABASE_POOL_TIMEOUT. A request
 that waits that long for its turn or its connection, or finds the database away, answers 503 with
 Retry-After instead of 500:
 ACS and Event Grid deliver a webhook again after any non-2xx answer (a 500 would too, but it says "our
@@ -15,7 +16,6 @@ bug" and pages someone), and a person can reload.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -60,15 +60,13 @@ pool_timeouts = Counter(
 class DatabaseBusyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        webhook_slots = settings.DATABASE_WEBHOOK_SLOTS
-        self.webhook_slots = threading.BoundedSemaphore(webhook_slots)
-        self.other_slots = threading.BoundedSemaphore(settings.DATABASE_REQUEST_SLOTS - webhook_slots)
+        rings, webhooks = settings.DATABASE_RING_SLOTS, settings.DATABASE_WEBHOOK_SLOTS
+        self.ring_slots = threading.BoundedSemaphore(rings)
+        self.callback_slots = threading.BoundedSemaphore(webhooks - rings)
+        self.other_slots = threading.BoundedSemaphore(settings.DATABASE_REQUEST_SLOTS - webhooks)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info in _webhook_paths():
-            slots, timeout = self.webhook_slots, settings.WEBHOOK_SLOT_TIMEOUT
-        else:
-            slots, timeout = self.other_slots, settings.DATABASE_POOL_TIMEOUT
+        slots, timeout = self._slots_for(request.path_info)
         if not slots.acquire(timeout=timeout):
             busy_responses.labels("request_slots").inc()
             logger.warning("%s %s answered 503: every request slot stayed taken", request.method, request.path)
@@ -78,6 +76,13 @@ class DatabaseBusyMiddleware:
         finally:
             slots.release()
 
+    def _slots_for(self, path: str) -> tuple[threading.BoundedSemaphore, float]:
+        if path == reverse("acs-incoming-call"):
+            return self.ring_slots, settings.WEBHOOK_SLOT_TIMEOUT
+        if path == reverse("acs-callbacks"):
+            return self.callback_slots, settings.WEBHOOK_SLOT_TIMEOUT
+        return self.other_slots, settings.DATABASE_POOL_TIMEOUT
+
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, OperationalError):
             return None
@@ -85,11 +90,6 @@ class DatabaseBusyMiddleware:
         busy_responses.labels(cause).inc()
         logger.warning("%s %s answered 503 (%s): %s", request.method, request.path, cause, exception)
         return busy_response(request)
-
-
-@functools.cache
-def _webhook_paths() -> frozenset[str]:
-    return frozenset({reverse("acs-callbacks"), reverse("acs-incoming-call")})
 
 
 def busy_response(request: HttpRequest) -> HttpResponse:

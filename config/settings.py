@@ -207,15 +207,18 @@ SOCKET_DATABASE_THREADS = env.int("SOCKET_DATABASE_THREADS", default=2)
 # the finals writer, the recovery worker) or of the answer workers.
 DATABASE_POOL_MEDIA_CONNECTIONS = SOCKET_DATABASE_THREADS + 3
 DATABASE_REQUEST_SLOTS = DATABASE_POOL_MAX_SIZE - DATABASE_POOL_MEDIA_CONNECTIONS - ANSWER_WORKERS
-if DATABASE_REQUEST_SLOTS < 2:
+if DATABASE_REQUEST_SLOTS < 3:
     raise ImproperlyConfigured(
         f"DATABASE_POOL_MAX_SIZE ({DATABASE_POOL_MAX_SIZE}) must be at least ANSWER_WORKERS ({ANSWER_WORKERS}) + "
-        f"{DATABASE_POOL_MEDIA_CONNECTIONS + 2}: the media path keeps {DATABASE_POOL_MEDIA_CONNECTIONS} connections, "
-        "each answer worker one, ACS's webhooks at least one and other requests at least one."
+        f"{DATABASE_POOL_MEDIA_CONNECTIONS + 3}: the media path keeps {DATABASE_POOL_MEDIA_CONNECTIONS} connections, "
+        "each answer worker one, and requests need at least three (rings, callbacks, everything else)."
     )
 # Of those, two thirds are ACS's webhooks' own: a flood of logins or page views cannot keep a ringing
-# caller from being answered, nor a burst of callbacks keep staff from their pages.
-DATABASE_WEBHOOK_SLOTS = max(1, DATABASE_REQUEST_SLOTS * 2 // 3)
+# caller from being answered, nor a burst of callbacks keep staff from their pages. Half of the webhooks'
+# are for rings (IncomingCall) alone: in a burst, the callbacks of the calls answered first (four or five
+# each) would otherwise hold up the rings of the rest.
+DATABASE_WEBHOOK_SLOTS = max(2, DATABASE_REQUEST_SLOTS * 2 // 3)
+DATABASE_RING_SLOTS = DATABASE_WEBHOOK_SLOTS // 2
 # A webhook waits longer for its turn than a page does: a 503 costs a ringing caller Event Grid's retry
 # (10 s or more later), while Event Grid and ACS wait 30 s for an answer.
 WEBHOOK_SLOT_TIMEOUT = env.float("WEBHOOK_SLOT_TIMEOUT", default=15.0)
