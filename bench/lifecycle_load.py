@@ -211,6 +211,7 @@ def packets_received(metrics: dict[str, float]) -> float:
 @dataclass
 class Observed:
     rings: list[dict[str, Any]] = field(default_factory=list)  # the control API's answer to each ring
+    ring_seconds: list[float] = field(default_factory=list)  # from asking the emulator to the app answering it
     ring_errors: Counter[str] = field(default_factory=Counter)
     app_call_ids: dict[str, str] = field(default_factory=dict)  # correlation id -> Callscribe call id
     live_finals: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (call id, text) -> seen at
@@ -303,9 +304,12 @@ class Run:
         url = f"http://{self.base}/api/incoming-call?secret={INCOMING_CALL_SECRET}"
         # Event Grid validates a subscription once, when it is created, not before every call.
         body = {"incoming_call_url": url, "script": SCRIPT_NAME, "validate": index == 0}
+        asked = time.monotonic()
         try:
             async with session.post(f"{self.emulator.base_url}/emulator/ring", json=body) as response:
                 answer = await response.json()
+            if index:  # the first ring carries the validation handshake too
+                self.observed.ring_seconds.append(time.monotonic() - asked)
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             self.observed.ring_errors[type(error).__name__] += 1
             return
@@ -499,6 +503,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         "app_calls_by_state": dict(states),
         "ring_errors": dict(observed.ring_errors),
         "time_to_answer_ms": ms(to_answer),
+        "incoming_call_response_ms": ms(observed.ring_seconds),
         "event_grid_by_status": dict(event_grid),
         "webhooks_by_status": dict(webhooks),
         "webhooks_not_2xx": dict(failed_webhooks),
@@ -572,7 +577,9 @@ def headline(result: dict[str, Any]) -> str:
         f"calls answered / streamed / ended / hang-up taken: {result['calls_answered']} / "
         f"{result['calls_streamed']} / {result['calls_ended']} / {result['calls_hung_up']} of {result['calls_rung']} "
         f"({result['arrival']}); in the app's database: {result['app_calls_by_state']}",
-        f"time to answer (IncomingCall sent -> answer received): p50 {answer['p50']} ms, p99 {answer['p99']} ms",
+        f"time to answer (IncomingCall sent -> answer received): p50 {answer['p50']} ms, p99 {answer['p99']} ms; "
+        f"the app's answer to the IncomingCall itself p50 {result['incoming_call_response_ms']['p50']} ms, "
+        f"p99 {result['incoming_call_response_ms']['p99']} ms",
         f"Event Grid deliveries by status: {result['event_grid_by_status']}",
         f"callback tries by status: {result['webhooks_by_status']}; not 2xx: {result['webhooks_not_2xx']}; "
         f"given up: {result['webhooks_given_up']}",

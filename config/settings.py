@@ -57,7 +57,6 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "config.database_pool.DatabaseBusyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -65,7 +64,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    "axes.middleware.AxesMiddleware",  # last: turns a login lockout into the lockout page
+    "axes.middleware.AxesMiddleware",  # turns a login lockout into the lockout page
+    # Last, and synchronous only: Django then runs every middleware above it synchronously too, the
+    # whole request in one thread. Below an async-capable one, each middleware's hooks went through
+    # the event loop, a hop each, which under a busy media loop took seconds per webhook while it
+    # held its request slot.
+    "config.database_pool.DatabaseBusyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
