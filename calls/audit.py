@@ -1,4 +1,6 @@
-"""The access audit: who viewed, exported or downloaded which call. Control actions are logged by calls/control.py."""
+"""The access audit: who viewed, exported, downloaded or revealed what of which call.
+
+Control actions are logged by calls/control.py."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from calls.models import AccessLog, Call
 VIEW = "view"
 EXPORT = "export"
 AUDIO = "audio"
+REVEAL = "reveal"  # one redacted segment's original shown (calls/reveal.py)
+EXPORT_ORIGINAL = "export_original"  # a transcript exported with its redacted originals (calls/reveal.py)
 
 
 def record_access(

@@ -1,7 +1,9 @@
 """A call's final transcript as JSON, plain text, WebVTT or SRT.
 
 Used by `manage.py export_transcript` and the dashboard's download links. Times are ACS's offsets
-converted from 100 ns ticks to milliseconds, not re-based to the start of the call.
+converted from 100 ns ticks to milliseconds, not re-based to the start of the call. Exports hold the
+segments as stored, so redacted ones keep their placeholders; calls/reveal.py passes the originals in
+instead for the audited "original" export.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def speaker(segment: TranscriptSegment) -> str:
     return raw_id_label(segment.participant_raw_id) or "Unknown speaker"
 
 
-def transcript_json(call: Call) -> str:
+def transcript_json(call: Call, segments: list[TranscriptSegment]) -> str:
     document = {
         "call": {
             "id": str(call.id),
@@ -59,7 +61,7 @@ def transcript_json(call: Call) -> str:
             "connected_at": call.connected_at.isoformat() if call.connected_at else None,
             "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         },
-        "segments": [_segment_json(segment) for segment in transcript_segments(call)],
+        "segments": [_segment_json(segment) for segment in segments],
     }
     return json.dumps(document, indent=2, default=_decimal, ensure_ascii=False) + "\n"
 
@@ -89,26 +91,22 @@ def _decimal(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def transcript_text(call: Call) -> str:
-    lines = [
-        f"[{_clock(segment.offset_ticks, '.')}] {speaker(segment)}: {segment.text}"
-        for segment in transcript_segments(call)
-    ]
+def transcript_text(call: Call, segments: list[TranscriptSegment]) -> str:
+    lines = [f"[{_clock(segment.offset_ticks, '.')}] {speaker(segment)}: {segment.text}" for segment in segments]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def transcript_vtt(call: Call) -> str:
+def transcript_vtt(call: Call, segments: list[TranscriptSegment]) -> str:
     cues = [
-        f"{_timing(segment, '.')}\n<v {_cue_text(speaker(segment))}>{_cue_text(segment.text)}"
-        for segment in transcript_segments(call)
+        f"{_timing(segment, '.')}\n<v {_cue_text(speaker(segment))}>{_cue_text(segment.text)}" for segment in segments
     ]
     return "WEBVTT\n\n" + "".join(f"{cue}\n\n" for cue in cues)
 
 
-def transcript_srt(call: Call) -> str:
+def transcript_srt(call: Call, segments: list[TranscriptSegment]) -> str:
     cues = [
         f"{number}\n{_timing(segment, ',')}\n{speaker(segment)}: {segment.text}"
-        for number, segment in enumerate(transcript_segments(call), start=1)
+        for number, segment in enumerate(segments, start=1)
     ]
     return "".join(f"{cue}\n\n" for cue in cues)
 
@@ -130,7 +128,7 @@ def _cue_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
 
 
-RENDERERS: dict[str, Callable[[Call], str]] = {
+RENDERERS: dict[str, Callable[[Call, list[TranscriptSegment]], str]] = {
     "json": transcript_json,
     "txt": transcript_text,
     "vtt": transcript_vtt,
@@ -138,5 +136,6 @@ RENDERERS: dict[str, Callable[[Call], str]] = {
 }
 
 
-def export_transcript(call: Call, export_format: str) -> str:
-    return RENDERERS[export_format](call)
+def export_transcript(call: Call, export_format: str, segments: list[TranscriptSegment] | None = None) -> str:
+    """The call's transcript in one format: its stored segments, or the `segments` given (in call order)."""
+    return RENDERERS[export_format](call, transcript_segments(call) if segments is None else segments)
