@@ -1,19 +1,46 @@
 """Capture each participant's audio to a WAV file, written off the event loop in batches.
 
-Frames are appended to an in-memory buffer on the hot path; `AudioRecorder.flush` writes every
-buffered participant in one executor job. The WAV header's sizes are rewritten after each write, so
-a file can be played while the call is still going.
+Frames are appended to an in-memory buffer on the hot path; `AudioRecorder.flush` writes what may be
+written, every participant in one executor job. The WAV header's sizes are rewritten after each write,
+so a file can be played while the call is still going.
+
+With redaction on (REDACTION is not off), no speech reaches the disk before the transcript has decided
+it, because only the final says which words were a card number (calls/audio_redaction.py):
+
+- a participant's audio is written up to where their latest stored final ends; the words redaction
+  replaced in it are written as silence;
+- frames ACS marks silent (and the silence padding gaps) carry no speech and are written without
+  waiting, up to the first speech no final has covered yet;
+- speech still undecided after AUDIO_REDACTION_HOLD_SECONDS, or when the socket closes (after waiting
+  up to TRANSCRIPT_WAIT_ON_CLOSE seconds for a transcription socket still open), is written as silence:
+  speech that no transcript decided is never written as it was.
+
+What this holds in memory is in docs/architecture.md ("Audio capture and redaction").
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import DatabaseError
+
+from calls import audio_redaction
 from calls.audio_files import BYTES_PER_SAMPLE, WAV_HEADER_BYTES, audio_directory, audio_file_name, wav_header
+from streaming import metrics
+from streaming.socket_log import SocketLog
 
 MAX_SILENCE_PADDING_MS = 60_000
+TRANSCRIPT_WAIT_ON_CLOSE = 5.0  # as long as a closing transcription socket may take to store its finals
+TRANSCRIPT_POLL_SECONDS = 0.25
 
 
 def append_pcm(path: Path, sample_rate: int, pcm: bytes) -> None:
@@ -31,36 +58,179 @@ def append_pcm(path: Path, sample_rate: int, pcm: bytes) -> None:
         wav.write(wav_header(sample_rate, size - WAV_HEADER_BYTES + len(pcm)))
 
 
-class AudioRecorder:
-    """Buffers one socket's audio per participant; `flush` writes it out in a worker thread."""
+class _Track:
+    """One participant's audio not written yet. Positions count samples from this socket's first frame
+    of the participant, which arrived at `origin` (time.time())."""
 
-    def __init__(self, call_id: uuid.UUID, sample_rate: int) -> None:
+    __slots__ = ("first", "origin", "pcm", "speech")
+
+    def __init__(self, origin: float) -> None:
+        self.pcm = bytearray()
+        self.first = 0  # the position of pcm[0]
+        self.origin = origin
+        self.speech: list[list[int]] = []  # [start, end) of frames not marked silent, merged, not written yet
+
+    @property
+    def end(self) -> int:
+        return self.first + len(self.pcm) // BYTES_PER_SAMPLE
+
+    def note_speech(self, samples: int) -> None:
+        end = self.end
+        if self.speech and self.speech[-1][1] == end:
+            self.speech[-1][1] = end + samples
+        else:
+            self.speech.append([end, end + samples])
+
+
+@dataclass
+class _Write:
+    participant: str
+    pcm: bytearray
+    silence: list[tuple[int, int]] = field(default_factory=list)  # sample ranges within pcm to zero
+
+
+class AudioRecorder:
+    """Buffers one socket's audio per participant; `flush` writes what may be written in a worker thread."""
+
+    def __init__(
+        self, call_id: uuid.UUID, sample_rate: int, *, hold_for_redaction: bool = False, log: SocketLog | None = None
+    ) -> None:
+        self.call_id = call_id
         self.directory = audio_directory(call_id)
         self.sample_rate = sample_rate
-        self._buffers: dict[str, bytearray] = {}
+        self.hold = hold_for_redaction
+        self.hold_samples = int(settings.AUDIO_REDACTION_HOLD_SECONDS * sample_rate)
+        self.log = log or SocketLog(call_id)
+        self._tracks: dict[str, _Track] = {}
+        # What the stored transcript decided so far (calls/audio_redaction.py), in time.time() seconds.
+        self._read_up_to = 0
+        self._decided_until: dict[str, float] = {}
+        self._redacted: defaultdict[str, list[tuple[float, float]]] = defaultdict(list)
+        self._transcribing = False
+        self._writing = asyncio.Lock()  # one flush at a time, so files are appended in order
 
-    def add(self, participant_raw_id: str, pcm: bytes) -> None:
-        buffer = self._buffers.get(participant_raw_id)
-        if buffer is None:
-            buffer = self._buffers[participant_raw_id] = bytearray()
-        buffer += pcm
+    def add(self, participant_raw_id: str, pcm: bytes, *, silent: bool = False) -> None:
+        track = self._tracks.get(participant_raw_id)
+        if track is None:
+            track = self._tracks[participant_raw_id] = _Track(time.time())
+        if self.hold and not silent:
+            track.note_speech(len(pcm) // BYTES_PER_SAMPLE)
+        track.pcm += pcm
 
     def add_silence(self, participant_raw_id: str, milliseconds: int) -> None:
         """Keep a participant's file in step with the call when frames went missing."""
         milliseconds = min(milliseconds, MAX_SILENCE_PADDING_MS)
-        self.add(participant_raw_id, bytes(self.sample_rate * BYTES_PER_SAMPLE * milliseconds // 1000))
+        samples = self.sample_rate * milliseconds // 1000
+        self.add(participant_raw_id, bytes(samples * BYTES_PER_SAMPLE), silent=True)
 
     @property
     def buffered_bytes(self) -> int:
-        return sum(len(buffer) for buffer in self._buffers.values())
+        return sum(len(track.pcm) for track in self._tracks.values())
 
-    async def flush(self) -> None:
-        if not self.buffered_bytes:
-            return
-        batches, self._buffers = self._buffers, {}
-        await asyncio.get_running_loop().run_in_executor(None, self._write, batches)
+    async def flush(self, *, closing: bool = False, transcript_may_follow: bool = False) -> None:
+        """Write what may be written. Closing, write everything left (undecided speech as silence), after
+        waiting a little for the transcript when another socket carries it (`transcript_may_follow`)."""
+        async with self._writing:
+            if self.hold and self._undecided_speech():
+                await self._read_transcript(wait=closing and transcript_may_follow)
+            writes = [write for name, track in self._tracks.items() if (write := self._take(name, track, closing))]
+            if writes:
+                await asyncio.get_running_loop().run_in_executor(None, self._write, writes)
 
-    def _write(self, batches: dict[str, bytearray]) -> None:
-        for participant, pcm in batches.items():
-            if pcm:
-                append_pcm(self.directory / audio_file_name(participant), self.sample_rate, bytes(pcm))
+    # --- what the transcript decided ----------------------------------------------------------
+
+    async def _read_transcript(self, *, wait: bool) -> None:
+        deadline = time.monotonic() + (TRANSCRIPT_WAIT_ON_CLOSE if wait else 0)
+        while True:
+            try:
+                progress = await database_sync_to_async(audio_redaction.transcript_progress)(
+                    call_id=self.call_id, after_sequence=self._read_up_to
+                )
+            except DatabaseError as error:  # keep holding; the hold limit still applies
+                self.log.problem("audio held: the transcript could not be read: %s", error)
+                return
+            self._learn(progress)
+            if not (wait and self._transcribing and self._undecided_speech()) or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(TRANSCRIPT_POLL_SECONDS)
+
+    def _learn(self, progress: audio_redaction.TranscriptProgress) -> None:
+        self._read_up_to = progress.last_sequence
+        self._transcribing = progress.transcribing
+        for participant, until in progress.decided_until.items():
+            self._decided_until[participant] = max(self._decided_until.get(participant, 0.0), until.timestamp())
+        for span in progress.redacted:
+            self._redacted[span.participant_raw_id].append((span.start.timestamp(), span.end.timestamp()))
+
+    def _undecided_speech(self) -> bool:
+        return any(self._decided(name, track) < track.end for name, track in self._tracks.items())
+
+    def _position(self, track: _Track, moment: float, rounding: Callable[[float], int] = math.floor) -> int:
+        return int(rounding((moment - track.origin) * self.sample_rate))
+
+    def _decided(self, participant: str, track: _Track) -> int:
+        """Up to where the participant's audio may be written as it is."""
+        if not self.hold:
+            return track.end
+        decided = track.first
+        until = self._decided_until.get(participant)
+        if until is not None:
+            decided = max(decided, min(track.end, self._position(track, until)))
+        for start, end in track.speech:  # silence needs no transcript: on to the next undecided speech
+            if end > decided:
+                return max(decided, start)
+        return track.end
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def _take(self, participant: str, track: _Track, closing: bool) -> _Write | None:
+        """Cut what may be written off the front of the track, noting what in it to write as silence."""
+        decided = self._decided(participant, track)
+        cut = track.end if closing else max(decided, track.end - self.hold_samples)
+        if cut <= track.first:
+            return None
+        write = _Write(participant, track.pcm[: (cut - track.first) * BYTES_PER_SAMPLE])
+        del track.pcm[: (cut - track.first) * BYTES_PER_SAMPLE]
+        redacted = 0
+        for start, end in self._redacted_positions(participant, track):
+            start, end = max(start, track.first), min(end, decided, cut)
+            if start < end:
+                write.silence.append((start - track.first, end - track.first))
+                redacted += end - start
+        undecided = 0
+        for start, end in track.speech:  # speech undecided for too long, or when the socket is closing
+            start, end = max(start, decided), min(end, cut)
+            if start < end:
+                write.silence.append((start - track.first, end - track.first))
+                undecided += end - start
+        if undecided:
+            self._note_undecided(undecided)
+        if redacted:
+            metrics.audio_silenced_seconds.labels("redacted").inc(redacted / self.sample_rate)
+        track.first = cut
+        track.speech = [[max(start, cut), end] for start, end in track.speech if end > cut]
+        self._forget_spans_before(participant, track)
+        return write
+
+    def _redacted_positions(self, participant: str, track: _Track) -> list[tuple[int, int]]:
+        return [
+            (self._position(track, start), self._position(track, end, math.ceil))
+            for start, end in self._redacted.get(participant, ())
+        ]
+
+    def _forget_spans_before(self, participant: str, track: _Track) -> None:
+        written_until = track.origin + track.first / self.sample_rate
+        if participant in self._redacted:
+            self._redacted[participant] = [span for span in self._redacted[participant] if span[1] > written_until]
+
+    def _note_undecided(self, samples: int) -> None:
+        seconds = samples / self.sample_rate
+        metrics.audio_silenced_seconds.labels("undecided").inc(seconds)
+        # The participant's raw id is a phone number: the log names the call only (SocketLog).
+        self.log.problem("%.2f s of speech no transcript decided was written as silence", seconds)
+
+    def _write(self, writes: list[_Write]) -> None:
+        for write in writes:
+            for start, end in write.silence:
+                write.pcm[start * BYTES_PER_SAMPLE : end * BYTES_PER_SAMPLE] = bytes((end - start) * BYTES_PER_SAMPLE)
+            append_pcm(self.directory / audio_file_name(write.participant), self.sample_rate, bytes(write.pcm))

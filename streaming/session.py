@@ -128,7 +128,8 @@ class MediaSession:
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=DRAIN_TIMEOUT)
             if self.recorder is not None:
-                await self.recorder.flush()
+                # This socket's own finals are stored by now; another socket's may still be on their way.
+                await self.recorder.flush(closing=True, transcript_may_follow=TRANSCRIPTION not in self.streams)
             self._report_counts()
             for stream in self.streams.values():
                 await self._close_stream(stream)
@@ -200,7 +201,7 @@ class MediaSession:
             self._check_for_gap(stream, participant, packet.timestamp)
         if self.recorder is not None:
             try:
-                self.recorder.add(participant, packet.pcm())
+                self.recorder.add(participant, packet.pcm(), silent=packet.silent)
             except PacketError as error:
                 self._note_malformed(error)
 
@@ -312,7 +313,8 @@ class MediaSession:
         if previous is not None:  # a new subscription on the same socket: close the old record
             await self._close_stream(previous)
         if kind == AUDIO and settings.AUDIO_CAPTURE and self.recorder is None:
-            self.recorder = AudioRecorder(self.call_id, stream.sample_rate)
+            hold = redaction_rules.redaction_on()  # audio waits for the transcript's redaction (streaming/audio.py)
+            self.recorder = AudioRecorder(self.call_id, stream.sample_rate, hold_for_redaction=hold, log=self.log)
         return stream
 
     def _counters_for(self, kind: str | None) -> Counter[str]:
