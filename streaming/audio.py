@@ -27,6 +27,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from channels.db import database_sync_to_async
@@ -93,7 +94,13 @@ class AudioRecorder:
     """Buffers one socket's audio per participant; `flush` writes what may be written in a worker thread."""
 
     def __init__(
-        self, call_id: uuid.UUID, sample_rate: int, *, hold_for_redaction: bool = False, log: SocketLog | None = None
+        self,
+        call_id: uuid.UUID,
+        sample_rate: int,
+        *,
+        hold_for_redaction: bool = False,
+        started_at: float | None = None,
+        log: SocketLog | None = None,
     ) -> None:
         self.call_id = call_id
         self.directory = audio_directory(call_id)
@@ -102,6 +109,11 @@ class AudioRecorder:
         self.hold_samples = int(settings.AUDIO_REDACTION_HOLD_SECONDS * sample_rate)
         self.log = log or SocketLog(call_id)
         self._tracks: dict[str, _Track] = {}
+        # When the socket's audio began (time.time(), taken as its first packet arrived, before any database
+        # work could delay it) and ACS's timestamp of its first frame: a participant's audio begins at
+        # started_at plus how much later ACS stamped their first frame.
+        self.started_at = started_at
+        self._first_timestamp: datetime | None = None
         # What the stored transcript decided so far (calls/audio_redaction.py), in time.time() seconds.
         self._read_up_to = 0
         self._decided_until: dict[str, float] = {}
@@ -109,13 +121,21 @@ class AudioRecorder:
         self._transcribing = False
         self._writing = asyncio.Lock()  # one flush at a time, so files are appended in order
 
-    def add(self, participant_raw_id: str, pcm: bytes, *, silent: bool = False) -> None:
+    def add(
+        self, participant_raw_id: str, pcm: bytes, *, silent: bool = False, timestamp: datetime | None = None
+    ) -> None:
         track = self._tracks.get(participant_raw_id)
         if track is None:
-            track = self._tracks[participant_raw_id] = _Track(time.time())
+            track = self._tracks[participant_raw_id] = _Track(self._origin(timestamp))
         if self.hold and not silent:
             track.note_speech(len(pcm) // BYTES_PER_SAMPLE)
         track.pcm += pcm
+
+    def _origin(self, timestamp: datetime | None) -> float:
+        if self.started_at is None or timestamp is None:
+            return time.time()
+        self._first_timestamp = self._first_timestamp or timestamp
+        return self.started_at + (timestamp - self._first_timestamp).total_seconds()
 
     def add_silence(self, participant_raw_id: str, milliseconds: int) -> None:
         """Keep a participant's file in step with the call when frames went missing."""

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -95,6 +96,7 @@ class MediaSession:
         self.last_frame_at: dict[str, datetime] = {}
         self.frame_ms = DEFAULT_FRAME_MS
         self.recorder: AudioRecorder | None = None
+        self.audio_started_at: float | None = None  # time.time() as the first audio packet arrived
         self.redaction: LiveRedaction | None = None  # made with the first transcription result, unless REDACTION=off
         self._closing = False
         self._closing_task: asyncio.Future[None] | None = None
@@ -188,7 +190,10 @@ class MediaSession:
         self.log.problem("malformed packet: %s", error)
 
     async def _on_audio(self, packet: AudioData) -> None:
-        stream = self.streams.get(AUDIO) or await self._open(AUDIO, None, None)
+        stream = self.streams.get(AUDIO)
+        if stream is None:  # a reconnect that sent no metadata
+            self.audio_started_at = self.audio_started_at or time.time()
+            stream = await self._open(AUDIO, None, None)
         counters = stream.counters
         counters["packet_count"] += 1
         counters["audio_frame_count"] += 1
@@ -201,7 +206,7 @@ class MediaSession:
             self._check_for_gap(stream, participant, packet.timestamp)
         if self.recorder is not None:
             try:
-                self.recorder.add(participant, packet.pcm(), silent=packet.silent)
+                self.recorder.add(participant, packet.pcm(), silent=packet.silent, timestamp=packet.timestamp)
             except PacketError as error:
                 self._note_malformed(error)
 
@@ -273,6 +278,7 @@ class MediaSession:
         )
 
     async def _on_audio_metadata(self, packet: AudioMetadata) -> None:
+        self.audio_started_at = self.audio_started_at or time.time()
         metadata = services.StreamMetadata(
             encoding=packet.encoding,
             sample_rate=packet.sample_rate,
@@ -314,7 +320,13 @@ class MediaSession:
             await self._close_stream(previous)
         if kind == AUDIO and settings.AUDIO_CAPTURE and self.recorder is None:
             hold = redaction_rules.redaction_on()  # audio waits for the transcript's redaction (streaming/audio.py)
-            self.recorder = AudioRecorder(self.call_id, stream.sample_rate, hold_for_redaction=hold, log=self.log)
+            self.recorder = AudioRecorder(
+                self.call_id,
+                stream.sample_rate,
+                hold_for_redaction=hold,
+                started_at=self.audio_started_at,
+                log=self.log,
+            )
         return stream
 
     def _counters_for(self, kind: str | None) -> Counter[str]:
