@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
 from calls import audio_redaction
 from calls.audio_files import BYTES_PER_SAMPLE, WAV_HEADER_BYTES, audio_directory, audio_file_name, wav_header
 from streaming import metrics
+from streaming.database import database_sync_to_async
 from streaming.socket_log import SocketLog
 
 MAX_SILENCE_PADDING_MS = 60_000
