@@ -1,6 +1,6 @@
-"""The access audit: who viewed, searched, exported, listened to or subscribed live to which call, from
-which address and when. Control actions are logged by calls/control_views.py, holds by calls/holds.py.
-The access history of a call (calls/views.py `access_history`) reads it back."""
+"""The access audit: who viewed, searched, exported, listened to, revealed or subscribed live to which
+call, from which address and when. Control actions are logged by calls/control_views.py, holds by
+calls/holds.py. The access history of a call (calls/views.py `access_history`) reads it back."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ AUDIO = "audio"
 SEARCH = "search"
 LIVE = "live"
 ACCESS_HISTORY = "access history"
+REVEAL = "reveal"  # one redacted segment's original shown (calls/reveal.py)
+EXPORT_ORIGINAL = "export_original"  # a transcript exported with its redacted originals (calls/reveal.py)
 
 
 def record_access(

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import dateformat, timezone
 
-from calls import stream_state
+from calls import original_text, stream_state
 from calls.audio_files import audio_shift_ms, audio_tracks
 from calls.coverage import Coverage, call_coverage
 from calls.exports import speaker
@@ -32,6 +32,7 @@ class Line:
     segment: TranscriptSegment
     words: list[Word]
     low_confidence: bool
+    original: str = ""  # original_text.state: whether a redacted segment's original was kept
 
 
 @dataclass
@@ -47,7 +48,9 @@ def speaker_turns(segments: Iterable[TranscriptSegment]) -> list[Turn]:
     for segment in segments:
         if not turns or turns[-1].participant_raw_id != segment.participant_raw_id:
             turns.append(Turn(segment.participant_raw_id, speaker(segment)))
-        turns[-1].lines.append(Line(segment, segment_words(segment), is_low_confidence(segment.confidence)))
+        turns[-1].lines.append(
+            Line(segment, segment_words(segment), is_low_confidence(segment.confidence), original_text.state(segment))
+        )
     return turns
 
 

@@ -2,7 +2,9 @@
 
 Used by `manage.py export_transcript` and the dashboard's download links. Times are ACS's offsets
 converted from 100 ns ticks to milliseconds, not re-based to the start of the call (after a pause for
-sensitive data the media socket carries them on along the call: calls/pause.py).
+sensitive data the media socket carries them on along the call: calls/pause.py). Exports hold the
+segments as stored, so redacted ones keep their placeholders; calls/reveal.py passes the originals in
+instead for the audited "original" export.
 
 The JSON lists the call's gaps too. The text, WebVTT and SRT exports mark each pause for sensitive data
 where it happened, "[Transcription and audio capture paused for sensitive data by alice; resumed by
@@ -53,15 +55,14 @@ class PauseNote:
 Entry = TranscriptSegment | PauseNote
 
 
-def transcript_entries(call: Call) -> list[Entry]:
-    """The final segments in call order, with each pause for sensitive data among them where it began:
-    on the stream record it interrupted, at the time since the call's first transcription connection
-    (the origin the media socket gives offsets after a pause)."""
+def transcript_entries(call: Call, segments: list[TranscriptSegment]) -> list[Entry]:
+    """The call's final segments given (in call order), with each pause for sensitive data among them
+    where it began: on the stream record it interrupted, at the time since the call's first transcription
+    connection (the origin the media socket gives offsets after a pause)."""
     streams = call.streams.filter(kind=MediaStream.Kind.TRANSCRIPTION).order_by("connected_at", "id")
     rank = {pk: index for index, pk in enumerate(streams.values_list("pk", flat=True))}
     keyed: list[tuple[tuple[int, int, int], Entry]] = [
-        ((rank.get(segment.stream_id, len(rank)), segment.offset_ticks, 1), segment)
-        for segment in transcript_segments(call)
+        ((rank.get(segment.stream_id, len(rank)), segment.offset_ticks, 1), segment) for segment in segments
     ]
     keyed += [((rank.get(gap.stream_id, -1), note.offset_ticks, 0), note) for gap, note in _pause_notes(call)]
     return [entry for _, entry in sorted(keyed, key=lambda item: item[0])]
@@ -94,7 +95,7 @@ def speaker(segment: TranscriptSegment) -> str:
     return raw_id_label(segment.participant_raw_id) or "Unknown speaker"
 
 
-def transcript_json(call: Call) -> str:
+def transcript_json(call: Call, segments: list[TranscriptSegment]) -> str:
     document = {
         "call": {
             "id": str(call.id),
@@ -110,7 +111,7 @@ def transcript_json(call: Call) -> str:
             "connected_at": call.connected_at.isoformat() if call.connected_at else None,
             "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         },
-        "segments": [_segment_json(segment) for segment in transcript_segments(call)],
+        "segments": [_segment_json(segment) for segment in segments],
         "gaps": [_gap_json(gap) for gap in call.gaps.order_by("started_at", "id")],
     }
     return json.dumps(document, indent=2, default=_decimal, ensure_ascii=False) + "\n"
@@ -152,20 +153,20 @@ def _decimal(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def transcript_text(call: Call) -> str:
-    lines = [f"[{_clock(entry.offset_ticks, '.')}] {_said(entry)}" for entry in transcript_entries(call)]
+def transcript_text(call: Call, segments: list[TranscriptSegment]) -> str:
+    lines = [f"[{_clock(entry.offset_ticks, '.')}] {_said(entry)}" for entry in transcript_entries(call, segments)]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def transcript_vtt(call: Call) -> str:
-    cues = [f"{_timing(entry, '.')}\n{_vtt_text(entry)}" for entry in transcript_entries(call)]
+def transcript_vtt(call: Call, segments: list[TranscriptSegment]) -> str:
+    cues = [f"{_timing(entry, '.')}\n{_vtt_text(entry)}" for entry in transcript_entries(call, segments)]
     return "WEBVTT\n\n" + "".join(f"{cue}\n\n" for cue in cues)
 
 
-def transcript_srt(call: Call) -> str:
+def transcript_srt(call: Call, segments: list[TranscriptSegment]) -> str:
     cues = [
         f"{number}\n{_timing(entry, ',')}\n{_said(entry)}"
-        for number, entry in enumerate(transcript_entries(call), start=1)
+        for number, entry in enumerate(transcript_entries(call, segments), start=1)
     ]
     return "".join(f"{cue}\n\n" for cue in cues)
 
@@ -197,7 +198,7 @@ def _cue_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
 
 
-RENDERERS: dict[str, Callable[[Call], str]] = {
+RENDERERS: dict[str, Callable[[Call, list[TranscriptSegment]], str]] = {
     "json": transcript_json,
     "txt": transcript_text,
     "vtt": transcript_vtt,
@@ -205,5 +206,6 @@ RENDERERS: dict[str, Callable[[Call], str]] = {
 }
 
 
-def export_transcript(call: Call, export_format: str) -> str:
-    return RENDERERS[export_format](call)
+def export_transcript(call: Call, export_format: str, segments: list[TranscriptSegment] | None = None) -> str:
+    """The call's transcript in one format: its stored segments, or the `segments` given (in call order)."""
+    return RENDERERS[export_format](call, transcript_segments(call) if segments is None else segments)

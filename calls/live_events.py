@@ -21,7 +21,7 @@ from typing import Literal, TypedDict
 
 from django.db import transaction
 
-from calls import display, exports
+from calls import display, exports, original_text
 from calls.models import Call, MediaStream, TranscriptSegment, raw_id_label, ticks_to_ms
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class SegmentPayload(TypedDict):
     clock: str  # start_ms as the page shows it (calls.display.clock)
     words: list[WordPayload]
     received_at: str
+    original: str  # original_text.state: "" (nothing redacted), "kept" or "not_kept"; never the original itself
 
 
 class StreamPayload(TypedDict):
@@ -135,6 +136,7 @@ def segment_payload(segment: TranscriptSegment) -> SegmentPayload:
             for word in segment.words
         ],
         "received_at": segment.received_at.isoformat(),
+        "original": original_text.state(segment),
     }
 
 

@@ -358,6 +358,8 @@ class TranscriptSegment(models.Model):
 
     class Meta:
         ordering = ["call", "sequence"]
+        # Seeing what redaction hid is a permission of its own, never implied by watching (calls/reveal.py).
+        permissions = [("reveal_redacted", "Can reveal redacted data")]
         constraints = [
             # ACS redelivers a final after a reconnect: the same result is stored once. Offsets restart
             # with a new transcription subscription, so the subscription is part of the key.

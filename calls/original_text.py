@@ -10,17 +10,30 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["InvalidToken", "decrypt", "encrypt", "is_current", "keep_originals", "rotate"]
+if TYPE_CHECKING:
+    from calls.models import TranscriptSegment
+
+__all__ = ["InvalidToken", "decrypt", "encrypt", "is_current", "keep_originals", "rotate", "state"]
+
+# What became of a segment's original, as the call page and the live feed say it ("" when nothing was redacted).
+KEPT = "kept"
+NOT_KEPT = "not_kept"
 
 
 def keep_originals() -> bool:
     return settings.REDACTION == "redact_keep_original"
+
+
+def state(segment: TranscriptSegment) -> str:
+    if not segment.redacted_types:
+        return ""
+    return KEPT if segment.original_encrypted is not None else NOT_KEPT
 
 
 @cache

@@ -126,6 +126,14 @@ def placeholder(entity_type: str) -> str:
     return f"[{entity_type}]"
 
 
+_PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*\]")
+
+
+def is_placeholder(word: str) -> bool:
+    """Whether a stored word (or text token, with its punctuation) is a placeholder redaction put there."""
+    return _PLACEHOLDER.search(word) is not None
+
+
 def redact(text: str, words: Sequence[dict[str, Any]] | None, rules: Rules = Rules()) -> Redaction:
     """Redact one result on its own (see Redactor for the sliding window across a speaker's finals)."""
     return _redact(text, list(words or []), rules, claimed_text=[])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from calls import api_views, audio_views, control_views, deletion_views, views, webhooks
+from calls import api_views, audio_views, control_views, deletion_views, reveal_views, views, webhooks
 
 # Staff controls (calls/control_views.py): POST only, no trailing slash.
 control_urls = [
@@ -31,6 +31,15 @@ urlpatterns = [
     path("calls/<uuid:call_id>/audio/mixed.wav", audio_views.mixed_audio, name="calls-audio-mix"),
     path("calls/<uuid:call_id>/access", views.access_history, name="calls-access-history"),
     path("calls/<uuid:call_id>/delete", deletion_views.delete_call, name="calls-delete"),
+    # Revealing redacted data (calls/reveal_views.py): a reason first, every look in the access log.
+    path(
+        "calls/<uuid:call_id>/segments/<int:segment_id>/reveal",
+        reveal_views.reveal_segment,
+        name="calls-reveal-segment",
+    ),
+    path(
+        "calls/<uuid:call_id>/transcript-original", reveal_views.original_transcript, name="calls-transcript-original"
+    ),
     path("calls/new", control_views.new_call, name="calls-new"),
     path("calls/<uuid:call_id>/", include(control_urls)),
     path("api/calls/<str:call_ref>/", include(api_urls)),

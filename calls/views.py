@@ -12,10 +12,10 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.cache import never_cache
 
-from calls import audit
+from calls import audit, reveal
 from calls.display import call_page_context
 from calls.exports import CONTENT_TYPES, FORMATS, export_transcript
 from calls.forms import CallFilterForm
@@ -96,6 +96,13 @@ def call_detail(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
         "can_control": request.user.has_perm(CONTROL_PERMISSION),
         "can_read_access_history": supervised_calls(request.user).filter(pk=call.pk).exists(),
     }
+    if reveal.can_reveal(request.user):
+        context.update(
+            can_reveal=True,
+            has_redacted=call.segments.exclude(redacted_types=[]).exists(),
+            # The reveal control for a segment that arrives live is cloned from this one (static/calls/live.js).
+            reveal_url_template=reverse("calls-reveal-segment", args=[call.id, 0]),
+        )
     return render(request, "calls/call_detail.html", context)
 
 

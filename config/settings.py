@@ -246,6 +246,9 @@ MAX_MEDIA_MESSAGE_BYTES = env.int("MAX_MEDIA_MESSAGE_BYTES", default=64 * 1024)
 WEBSOCKET_SIMPLE_FRAMES = env.bool("WEBSOCKET_SIMPLE_FRAMES", default=True)
 AUDIO_CAPTURE = env.bool("AUDIO_CAPTURE", default=False)
 AUDIO_CAPTURE_DIR = Path(env.str("AUDIO_CAPTURE_DIR", default=str(BASE_DIR / "data" / "audio")))
+# With redaction on, captured audio waits in memory for the transcript to decide it (streaming/audio.py);
+# speech no stored final has covered after this many seconds is written as silence.
+AUDIO_REDACTION_HOLD_SECONDS = env.float("AUDIO_REDACTION_HOLD_SECONDS", default=30.0)
 # How often a media socket writes its packet counters to the database.
 STREAM_STATS_INTERVAL = env.float("STREAM_STATS_INTERVAL", default=5.0)
 # Overload protection (docs/performance.md): audio frames per second one media socket may send

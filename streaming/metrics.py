@@ -39,6 +39,12 @@ shed_audio_frames = Counter(
 closed_media_sockets = Counter(
     "callscribe_media_sockets_closed_total", "Media sockets the server closed, by reason.", ["reason"]
 )
+audio_silenced_seconds = Counter(
+    "callscribe_audio_silenced_seconds_total",
+    "Seconds of captured audio written as silence, by reason: redacted (words redaction replaced) or undecided"
+    " (speech no stored final covered within AUDIO_REDACTION_HOLD_SECONDS, or when its socket closed).",
+    ["reason"],
+)
 finals_stored = Counter("callscribe_finals_stored_total", "Final transcript segments stored.")
 finals_dropped = Counter(
     "callscribe_finals_dropped_total",

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import random
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -98,6 +99,7 @@ class MediaSession:
         self.frame_ms = DEFAULT_FRAME_MS
         self.recorder: AudioRecorder | None = None
         self.capture_pauses: list[Span] = []  # as last read, should the database not answer next time
+        self.audio_started_at: float | None = None  # time.time() as the first audio packet arrived
         self.redaction: LiveRedaction | None = None  # made with the first transcription result, unless REDACTION=off
         self._closing = False
         self._closing_task: asyncio.Future[None] | None = None
@@ -130,7 +132,8 @@ class MediaSession:
                 await asyncio.wait([self._flusher], timeout=DRAIN_TIMEOUT)
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=DRAIN_TIMEOUT)
-            await self._write_audio()
+            # This socket's own finals are stored by now; another socket's may still be on their way.
+            await self._write_audio(closing=True, transcript_may_follow=TRANSCRIPTION not in self.streams)
             self._report_counts()
             for stream in self.streams.values():
                 await self._close_stream(stream)
@@ -189,7 +192,10 @@ class MediaSession:
         self.log.problem("malformed packet: %s", error)
 
     async def _on_audio(self, packet: AudioData) -> None:
-        stream = self.streams.get(AUDIO) or await self._open(AUDIO, None, None)
+        stream = self.streams.get(AUDIO)
+        if stream is None:  # a reconnect that sent no metadata
+            self.audio_started_at = self.audio_started_at or time.time()
+            stream = await self._open(AUDIO, None, None)
         counters = stream.counters
         counters["packet_count"] += 1
         counters["audio_frame_count"] += 1
@@ -202,7 +208,7 @@ class MediaSession:
             self._check_for_gap(stream, participant, packet.timestamp)
         if self.recorder is not None:
             try:
-                self.recorder.add(participant, packet.pcm())
+                self.recorder.add(participant, packet.pcm(), silent=packet.silent, timestamp=packet.timestamp)
             except PacketError as error:
                 self._note_malformed(error)
 
@@ -276,6 +282,7 @@ class MediaSession:
         )
 
     async def _on_audio_metadata(self, packet: AudioMetadata) -> None:
+        self.audio_started_at = self.audio_started_at or time.time()
         metadata = services.StreamMetadata(
             encoding=packet.encoding,
             sample_rate=packet.sample_rate,
@@ -318,7 +325,14 @@ class MediaSession:
         if previous is not None:  # a new subscription on the same socket: close the old record
             await self._close_stream(previous)
         if kind == AUDIO and settings.AUDIO_CAPTURE and self.recorder is None:
-            self.recorder = AudioRecorder(self.call_id, stream.sample_rate)
+            hold = redaction_rules.redaction_on()  # audio waits for the transcript's redaction (streaming/audio.py)
+            self.recorder = AudioRecorder(
+                self.call_id,
+                stream.sample_rate,
+                hold_for_redaction=hold,
+                started_at=self.audio_started_at,
+                log=self.log,
+            )
         return stream
 
     def _counters_for(self, kind: str | None) -> Counter[str]:
@@ -352,10 +366,10 @@ class MediaSession:
                 stream_counters.add(stream.id, stream.unsaved)
                 stream.unsaved = Counter()
 
-    async def _write_audio(self) -> None:
-        """Write buffered audio, as silence where it arrived during a pause for sensitive data. Which
-        stretches were paused is read now, with the audio in hand, so a pause made through any process
-        counts, from the moment staff asked for it."""
+    async def _write_audio(self, *, closing: bool = False, transcript_may_follow: bool = False) -> None:
+        """Write what of the buffered audio may be written (streaming/audio.py), as silence where it arrived
+        during a pause for sensitive data. Which stretches were paused is read now, with the audio in hand,
+        so a pause made through any process counts, from the moment staff asked for it."""
         if self.recorder is None or (since := self.recorder.oldest_arrival) is None:
             return
         try:
@@ -366,7 +380,7 @@ class MediaSession:
             self.log.problem("pauses not read (the last ones read apply): %s", error)
         else:
             self.capture_pauses = [(start.timestamp(), end.timestamp() if end else math.inf) for start, end in pauses]
-        await self.recorder.flush(self.capture_pauses)
+        await self.recorder.flush(self.capture_pauses, closing=closing, transcript_may_follow=transcript_may_follow)
 
     def _report_counts(self) -> None:
         """Add what was counted since the last report to the metrics; the database write follows.

@@ -43,6 +43,12 @@ def supervisor(db: None) -> User:
 
 
 @pytest.fixture
+def revealer(db: None) -> User:
+    """Erin handles disputes: she watches every call and may reveal what redaction hid, giving a reason."""
+    return _user("erin", staff=True, permissions=("watch_call", "view_all_calls", "reveal_redacted"))
+
+
+@pytest.fixture
 def outsider(db: None) -> User:
     """Charlie has an account but is not staff: he sees nothing."""
     return _user("charlie", staff=False, permissions=("watch_call",))

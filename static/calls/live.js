@@ -238,6 +238,8 @@ class Transcript {
     }
     this.partials = new Map();
     this.labels = new Map();
+    // Rendered only for a user who may reveal redacted data (templates/calls/_transcript.html).
+    this.revealControls = new Map([...panel.querySelectorAll("template[data-reveal]")].map((node) => [node.dataset.reveal, node]));
     for (const turn of this.list.querySelectorAll(".turn")) {
       this.labels.set(turn.dataset.participant, turn.querySelector(".speaker").textContent);
     }
@@ -290,6 +292,8 @@ class Transcript {
       this.turnFor(segment.participant, segment.speaker).append(line);
     }
     this.nameTurn(line.closest(".turn"), segment);
+    const reveal = this.revealControl(segment);
+    if (reveal) line.after(reveal);
     this.changed();
   }
 
@@ -299,6 +303,17 @@ class Transcript {
     if (!turn || !segment.speaker || turn.dataset.participant !== segment.participant) return;
     turn.querySelector(".speaker").textContent = segment.speaker;
     this.labels.set(segment.participant, segment.speaker);
+  }
+
+  // Mirrors templates/calls/_line.html: after a redacted line, the control the server rendered for this
+  // kind of original ("kept" or "not_kept"), pointed at this segment. None for a user who may not reveal.
+  revealControl(segment) {
+    const template = this.revealControls.get(segment.original || "");
+    if (!template) return null;
+    const control = template.content.firstElementChild.cloneNode(true);
+    const form = control.querySelector("form");
+    if (form) form.action = form.getAttribute("action").replace("/segments/0/", `/segments/${segment.id}/`);
+    return control;
   }
 
   showPartial(message) {

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.test import Client
+from django.core.management import call_command
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from calls import services
@@ -52,6 +54,22 @@ def say(
     )
     assert result.segment is not None
     return result.segment
+
+
+CARD_LINE = "My card is 4111 1111 1111 1111, expiry 09/28, code 123."
+
+
+def card_call(*, keys: list[str] | None) -> Call:
+    """An ended call whose customer read a card number, redacted as the backfill redacts it: with its
+    original kept under `keys` (REDACTION=redact_keep_original), or not kept at all when keys is None."""
+    call = end(new_call())
+    say(call, acs.CALLER, "Hello, I'd like to pay my bill.", at_ms=1000)
+    say(call, acs.AGENT, "Sure, go ahead.", at_ms=3000)
+    say(call, acs.CALLER, CARD_LINE, at_ms=5000, duration_ms=6000)
+    mode = {"REDACTION": "redact_keep_original", "REDACTION_KEYS": keys} if keys else {"REDACTION": "redact"}
+    with override_settings(**mode):
+        call_command("redact_existing", stdout=io.StringIO())
+    return call
 
 
 def end(call: Call, *, minutes_ago: int = 0) -> Call:

@@ -253,8 +253,10 @@ async def test_a_reconnecting_socket_continues_the_same_call_and_records_the_dro
 
 
 async def test_it_captures_each_participants_audio_to_a_wav_file(call: Call, settings, tmp_path) -> None:
+    """With redaction off, every frame is written as it came (with it on, see test_audio_redaction.py)."""
     settings.AUDIO_CAPTURE = True
     settings.AUDIO_CAPTURE_DIR = tmp_path
+    settings.REDACTION = "off"
     media = await open_media_socket(call)
     frames = [acs.audio_data(participant, n) for n in range(25) for participant in (acs.CALLER, acs.AGENT)]
     await stream_frames(media, [acs.audio_metadata(), *frames])
