@@ -108,17 +108,18 @@ def learn_connection(call: Call, info: acs.ConnectionInfo) -> list[str]:
 def create_inbound_call(
     *, caller: str, callee: str, caller_display_name: str = "", server_call_id: str = "", correlation_id: str = ""
 ) -> Call:
-    """The Call for an Event Grid IncomingCall, before it is answered (see answer_incoming_call)."""
+    """The Call for an Event Grid IncomingCall, before it is answered (see answer_incoming_call), in one
+    INSERT with the streams it will ask for."""
     call = services.create_call(
         direction=Call.Direction.INBOUND,
         caller=caller,
         callee=callee,
         caller_display_name=caller_display_name,
         locale=settings.TRANSCRIPTION_LOCALE,
+        server_call_id=server_call_id,
+        correlation_id=correlation_id,
+        **_streams_wanted_from_settings(),
     )
-    call.server_call_id, call.correlation_id = server_call_id, correlation_id
-    _want_streams_from_settings(call)
-    call.save(update_fields=["server_call_id", "correlation_id"])
     if caller:
         participants.ensure_participant(call_id=call.id, raw_id=caller, display_name=caller_display_name)
     record_event(call, "Callscribe.IncomingCall", f"Incoming call from {caller_display_name or caller}")
@@ -185,14 +186,21 @@ def _target_raw_id(target: str) -> str:
     raise InvalidRequest("Call a phone number in +E.164 form (+14255550100) or an ACS user id (8:acs:...).")
 
 
-def _want_streams_from_settings(call: Call) -> None:
+def _streams_wanted_from_settings() -> dict[str, Any]:
     """Whether answer/create asks ACS to start streaming and transcribing at once (the settings)."""
-    call.media_streaming_wanted = settings.START_MEDIA_STREAMING_ON_ANSWER
-    call.transcription_wanted = settings.START_TRANSCRIPTION_ON_ANSWER
-    call.media_streaming_status = Status.STARTING if call.media_streaming_wanted else Status.INACTIVE
-    call.transcription_status = Status.STARTING if call.transcription_wanted else Status.INACTIVE
-    fields = ["media_streaming_wanted", "transcription_wanted", "media_streaming_status", "transcription_status"]
-    live_events.save_with_sequence(call, fields, "streaming")
+    media, transcription = settings.START_MEDIA_STREAMING_ON_ANSWER, settings.START_TRANSCRIPTION_ON_ANSWER
+    return {
+        "media_streaming_wanted": media,
+        "transcription_wanted": transcription,
+        "media_streaming_status": Status.STARTING if media else Status.INACTIVE,
+        "transcription_status": Status.STARTING if transcription else Status.INACTIVE,
+    }
+
+
+def _want_streams_from_settings(call: Call) -> None:
+    for field, value in _streams_wanted_from_settings().items():
+        setattr(call, field, value)
+    live_events.save_with_sequence(call, list(_streams_wanted_from_settings()), "streaming")
 
 
 def _call_set_up(call_id: uuid.UUID, info: acs.ConnectionInfo, event_type: str, message: str) -> Call:

@@ -43,7 +43,8 @@ def _as_agent(agent: Agent) -> dict[str, object]:
 
 
 def ensure_participant(*, call_id: uuid.UUID, raw_id: str, display_name: str = "") -> Participant:
-    agent = agents_answering_as([raw_id]).get(raw_id)
+    # Whether the identity is an agent's is known without a query (calls/agent_identities.py).
+    agent = agents_answering_as([raw_id]).get(raw_id) if is_agent_identity(raw_id) else None
     if agent is not None:
         return _agent_joined(call_id, raw_id, agent)
     participant, created = Participant.objects.get_or_create(
