@@ -256,9 +256,10 @@ def test_a_dropped_media_socket_that_acs_gives_up_on_is_restarted_and_the_gap_re
     wait_for(lambda: Call.objects.filter(pk=call.pk, media_streaming_status=Status.ACTIVE), what="streaming again")
     wait_for(lambda: not Gap.objects.filter(call=call, ended_at__isnull=True).exists(), what="the gap to close")
 
-    # The socket drop, and (when ACS's failure callback overtakes the socket's close) the failure.
+    # The socket drop, or ACS's failure when its callback overtakes the socket's close (the stream is
+    # failed by then, so the close opens no second gap for the same outage), or both.
     reasons = set(Gap.objects.filter(call=call).values_list("reason", flat=True))
-    assert Gap.Reason.SOCKET_DROP in reasons and reasons <= {Gap.Reason.SOCKET_DROP, Gap.Reason.ACS_FAILURE}
+    assert reasons and reasons <= {Gap.Reason.SOCKET_DROP, Gap.Reason.ACS_FAILURE}
     assert _restart_requests(emulator, call)[-1].endswith(":startMediaStreaming")  # once, unless ACS is slow
     assert MediaStream.objects.get(call=call, kind=MediaStream.Kind.AUDIO).connection_count >= 2  # same subscription
     job = wait_for(lambda: RecoveryJob.objects.filter(call=call, finished_at__isnull=False).first(), what="the job")
