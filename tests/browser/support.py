@@ -57,6 +57,19 @@ def session_cookie(user: object, server: AppServer) -> dict[str, str]:
 
 
 @contextmanager
+def logged_in_page(browser: Any, server: AppServer, user: object, **context_options: Any) -> Iterator[Any]:
+    """A page logged in as `user`; a JavaScript error on it fails the test when the page closes."""
+    context = browser.new_context(base_url=server.base_url, **context_options)
+    context.add_cookies([session_cookie(user, server)])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+@contextmanager
 def media_socket(server: AppServer, call_id: object) -> Iterator[ClientConnection]:
     """Be ACS: open the call's signed media-socket URL on the running server."""
     with override_settings(PUBLIC_BASE_URL=server.base_url):

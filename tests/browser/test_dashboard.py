@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from calls.audio_files import audio_file_name
 from calls.models import Call
 from calls.tokens import callback_url
-from tests.browser.support import media_socket, off_the_loop, send_audio, session_cookie, wait_until
+from tests.browser.support import logged_in_page, media_socket, off_the_loop, send_audio, session_cookie, wait_until
 from tests.calls import conftest as given
 from tests.servers import AppServer
 from tests.streaming import acs_packets as acs
@@ -40,14 +40,8 @@ def say(call: Call, participant: str, text: str, at_ms: int) -> object:
 
 @pytest.fixture
 def page(browser: object, dashboard_server: AppServer, staff_user: User) -> Iterator[object]:
-    context = browser.new_context(base_url=dashboard_server.base_url, accept_downloads=True)
-    context.add_cookies([session_cookie(staff_user, dashboard_server)])
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
+    with logged_in_page(browser, dashboard_server, staff_user, accept_downloads=True) as page:
+        yield page
 
 
 def live_status(page: object) -> object:

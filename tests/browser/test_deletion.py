@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from calls.models import DeletionReceipt, TranscriptSegment
-from tests.browser.support import off_the_loop, session_cookie
+from tests.browser.support import logged_in_page, off_the_loop
 from tests.calls import conftest as given
 from tests.servers import AppServer
 from tests.streaming import acs_packets as acs
@@ -30,14 +30,8 @@ def records_officer() -> User:
 @pytest.fixture
 def page(browser: object, dashboard_server: AppServer) -> Iterator[object]:
     user = off_the_loop(records_officer)
-    context = browser.new_context(base_url=dashboard_server.base_url)
-    context.add_cookies([session_cookie(user, dashboard_server)])
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
+    with logged_in_page(browser, dashboard_server, user) as page:
+        yield page
 
 
 def test_a_call_is_deleted_only_once_its_id_is_typed(page: object) -> None:

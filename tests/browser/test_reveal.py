@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from django.contrib.auth.models import User
 
 from calls.models import AccessLog, TranscriptSegment
-from tests.browser.support import media_socket, off_the_loop, session_cookie
+from tests.browser.support import logged_in_page, media_socket, off_the_loop, session_cookie
 from tests.calls import conftest as given
 from tests.servers import AppServer, run_app_server
 from tests.streaming import acs_packets as acs
@@ -30,14 +30,8 @@ def keeping_server(django_db_setup: None, django_db_blocker: object) -> Iterator
 
 @pytest.fixture
 def page(browser: object, keeping_server: AppServer, revealer: User) -> Iterator[object]:
-    context = browser.new_context(base_url=keeping_server.base_url)
-    context.add_cookies([session_cookie(revealer, keeping_server)])
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
+    with logged_in_page(browser, keeping_server, revealer) as page:
+        yield page
 
 
 def test_a_card_number_read_live_is_revealed_after_a_reason_and_the_look_is_logged(

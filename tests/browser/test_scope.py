@@ -12,7 +12,7 @@ import requests
 
 from calls.models import TranscriptSegment
 from calls.tokens import callback_url
-from tests.browser.support import media_socket, off_the_loop, session_cookie, wait_until
+from tests.browser.support import logged_in_page, media_socket, off_the_loop, wait_until
 from tests.calls import conftest as given
 from tests.conftest import KIM, ContactCentre
 from tests.servers import AppServer
@@ -25,14 +25,8 @@ SECOND = 10_000_000  # ACS ticks
 
 @pytest.fixture
 def bills_page(browser: object, dashboard_server: AppServer, centre: ContactCentre) -> Iterator[object]:
-    context = browser.new_context(base_url=dashboard_server.base_url)
-    context.add_cookies([session_cookie(centre.bill, dashboard_server)])
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors: {errors}"
+    with logged_in_page(browser, dashboard_server, centre.bill) as page:
+        yield page
 
 
 def acs_lists_participants(server: AppServer, call: object, *raw_ids: str) -> None:
