@@ -59,15 +59,22 @@ def emulator_tokens(emulator: RunningEmulator, emulator_key_path: Path) -> Token
     return TokenIssuer(emulator.issuer, emulator.resource_id, emulator_key_path)
 
 
+def emulated_acs_settings(emulator: RunningEmulator) -> dict[str, str]:
+    """The settings that point the app at the emulator as its ACS resource, JWT checks on."""
+    return {
+        "ACS_CONNECTION_STRING": emulator.connection_string,
+        "ACS_RESOURCE_ID": emulator.resource_id,
+        "ACS_JWKS_URL": emulator.jwks_url,
+        "ACS_JWT_ISSUER": emulator.issuer,
+        "INCOMING_CALL_SECRET": INCOMING_CALL_SECRET,
+    }
+
+
 @pytest.fixture(scope="session")
 def acs_app(emulator: RunningEmulator, django_db_setup: None, django_db_blocker: object) -> Iterator[AppServer]:
     """daphne serving Callscribe on the test database, talking to the emulator, with its recovery worker."""
     with run_app_server(
-        ACS_CONNECTION_STRING=emulator.connection_string,
-        ACS_RESOURCE_ID=emulator.resource_id,
-        ACS_JWKS_URL=emulator.jwks_url,
-        ACS_JWT_ISSUER=emulator.issuer,
-        INCOMING_CALL_SECRET=INCOMING_CALL_SECRET,
+        **emulated_acs_settings(emulator),
         RECOVERY_WORKER="True",
         RECOVERY_POLL_INTERVAL="0.2",
     ) as server:

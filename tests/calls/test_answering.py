@@ -14,7 +14,7 @@ import requests
 
 from calls.models import Call, CallEvent
 from emulator.testing import RunningEmulator
-from tests.calls.acs_servers import INCOMING_CALL_SECRET, incoming_call_event, wait_for
+from tests.calls.acs_servers import INCOMING_CALL_SECRET, emulated_acs_settings, incoming_call_event, wait_for
 from tests.conftest import session_cookie
 from tests.servers import AppServer, free_port, run_app_server
 
@@ -60,11 +60,10 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
 @contextmanager
 def app_answering_through(endpoint: str, emulator: RunningEmulator, **environment: str) -> Iterator[AppServer]:
     with run_app_server(
-        ACS_CONNECTION_STRING=f"endpoint={endpoint}/;accesskey={emulator.access_key}",
-        ACS_RESOURCE_ID=emulator.resource_id,
-        ACS_JWKS_URL=emulator.jwks_url,
-        ACS_JWT_ISSUER=emulator.issuer,
-        INCOMING_CALL_SECRET=INCOMING_CALL_SECRET,
+        **{
+            **emulated_acs_settings(emulator),
+            "ACS_CONNECTION_STRING": f"endpoint={endpoint}/;accesskey={emulator.access_key}",
+        },
         METRICS_TOKEN=METRICS_TOKEN,
         **environment,
     ) as server:

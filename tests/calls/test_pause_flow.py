@@ -23,7 +23,13 @@ from calls.audio_files import audio_file_name
 from calls.models import AccessLog, Call, CallEvent, Gap, MediaStream, RecoveryJob, TranscriptSegment
 from emulator.script import FRAME_SECONDS, ScriptLibrary
 from emulator.testing import RunningEmulator
-from tests.calls.acs_servers import INCOMING_CALL_SECRET, StaffBrowser, rest_requests, ring, wait_for
+from tests.calls.acs_servers import (
+    StaffBrowser,
+    emulated_acs_settings,
+    rest_requests,
+    ring,
+    wait_for,
+)
 from tests.servers import AppServer, run_app_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,11 +55,7 @@ def capturing_app(
     """daphne talking to the emulator, capturing audio, without a recovery worker of its own."""
     audio_dir = tmp_path_factory.mktemp("paused-audio")
     with run_app_server(
-        ACS_CONNECTION_STRING=emulator.connection_string,
-        ACS_RESOURCE_ID=emulator.resource_id,
-        ACS_JWKS_URL=emulator.jwks_url,
-        ACS_JWT_ISSUER=emulator.issuer,
-        INCOMING_CALL_SECRET=INCOMING_CALL_SECRET,
+        **emulated_acs_settings(emulator),
         AUDIO_CAPTURE="True",
         AUDIO_CAPTURE_DIR=str(audio_dir),
         STREAM_STATS_INTERVAL="0.5",
