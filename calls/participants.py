@@ -101,21 +101,10 @@ def update_roster(call: Call, present: Iterable[Presence], sequence: int | None)
     arriving late is ignored (callbacks are not ordered, reference 3.1)."""
     if sequence is not None and call.participants_sequence is not None and sequence <= call.participants_sequence:
         return
-    present = list(present)
+    present = list({presence.raw_id: presence for presence in present}.values())  # one row each, the last kept
     agents = agents_answering_as(presence.raw_id for presence in present)
-    for presence in present:
-        agent = agents.get(presence.raw_id)
-        Participant.objects.update_or_create(
-            call=call,
-            raw_id=presence.raw_id,
-            defaults={
-                "kind": participant_kind(presence.raw_id),
-                "is_muted": presence.is_muted,
-                "is_on_hold": presence.is_on_hold,
-                "in_call": True,
-                **(_as_agent(agent) if agent else {}),
-            },
-        )
+    _upsert_present(call, [presence for presence in present if presence.raw_id not in agents], {})
+    _upsert_present(call, [presence for presence in present if presence.raw_id in agents], agents)
     # Mixed audio (empty raw id) is not a participant: it is never on or off the list.
     call.participants.exclude(raw_id__in=[presence.raw_id for presence in present]).exclude(raw_id="").update(
         in_call=False
@@ -125,3 +114,29 @@ def update_roster(call: Call, present: Iterable[Presence], sequence: int | None)
     joined = sorted({agent.pk for agent in agents.values()} - set(call.agent_ids))
     call.agent_ids = [*call.agent_ids, *joined]
     live_events.save_with_sequence(call, ["participants_sequence", "agent_ids"], "participants")
+
+
+PRESENCE_FIELDS = ["kind", "is_muted", "is_on_hold", "in_call"]
+AGENT_FIELDS = ["role", "agent", "display_name"]
+
+
+def _upsert_present(call: Call, present: list[Presence], agents: dict[str, Agent]) -> None:
+    """Insert or update these participants in one statement (ACS lists everyone on each change; one
+    statement per participant made a two-party call's first list ten round trips). The agents among
+    them (`agents`, by identity) are marked as such; a customer's role and name are left as they are."""
+    if not present:
+        return
+    rows = [
+        Participant(
+            call=call,
+            raw_id=presence.raw_id,
+            kind=participant_kind(presence.raw_id),
+            is_muted=presence.is_muted,
+            is_on_hold=presence.is_on_hold,
+            in_call=True,
+            **(_as_agent(agents[presence.raw_id]) if agents else {}),
+        )
+        for presence in present
+    ]
+    fields = PRESENCE_FIELDS + (AGENT_FIELDS if agents else [])
+    Participant.objects.bulk_create(rows, update_conflicts=True, unique_fields=["call", "raw_id"], update_fields=fields)

@@ -163,23 +163,34 @@ def store_callback_event(event: dict[str, Any], *, call_id: uuid.UUID | None) ->
     """Store one CloudEvent in the call's history and apply it. A redelivered event (same id) is
     stored and applied once: the unique event_id makes the second insert fail, not a read-then-write."""
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    with transaction.atomic():
-        call = _locked_call(call_id, str(data.get("callConnectionId") or ""))
-        # Only an ended call can have been deleted (a live one is refused): no query for the others.
-        if call is not None and not call.is_live and deletion.is_deleted(call.pk):
-            logger.info("Callback %s for deleted call %s ignored", event["type"], call.pk)
-            return False  # a deleted call's history stays gone
-        try:
-            with transaction.atomic():
-                _create_event(event, data, call)
-        except IntegrityError:
-            return False
-        if call is None:
-            logger.warning("Callback %s for an unknown call %s stored", event["type"], data.get("callConnectionId"))
-            return True
-        _apply(call, event["type"].removeprefix(EVENT_PREFIX), data)
-        Call.objects.filter(pk=call.pk).update(last_event_at=timezone.now())
+    try:
+        with transaction.atomic():
+            return _store_and_apply(event, data, call_id)
+    except IntegrityError:
+        if _already_stored(event):
+            return False  # the first delivery stored and applied it; this one rolled back whole
+        raise
+
+
+def _store_and_apply(event: dict[str, Any], data: dict[str, Any], call_id: uuid.UUID | None) -> bool:
+    call = _locked_call(call_id, str(data.get("callConnectionId") or ""))
+    # Only an ended call can have been deleted (a live one is refused): no query for the others.
+    if call is not None and not call.is_live and deletion.is_deleted(call.pk):
+        logger.info("Callback %s for deleted call %s ignored", event["type"], call.pk)
+        return False  # a deleted call's history stays gone
+    # First after the lock, with no savepoint of its own: a redelivery fails here, before it changes anything.
+    _create_event(event, data, call)
+    if call is None:
+        logger.warning("Callback %s for an unknown call %s stored", event["type"], data.get("callConnectionId"))
+        return True
+    _apply(call, event["type"].removeprefix(EVENT_PREFIX), data)
+    Call.objects.filter(pk=call.pk).update(last_event_at=timezone.now())
     return True
+
+
+def _already_stored(event: dict[str, Any]) -> bool:
+    """Whether an event that failed a uniqueness check was a redelivery; any other failure is a bug to see."""
+    return bool(event.get("id")) and CallEvent.objects.filter(event_id=str(event["id"])).exists()
 
 
 def _locked_call(call_id: uuid.UUID | None, call_connection_id: str) -> Call | None:
@@ -382,7 +393,9 @@ def _ring(event: dict[str, Any], data: dict[str, Any], *, rang_at: float) -> Non
                 lambda: answering.answer_soon(call.id, str(context), locale=call.locale, rang_at=rang_at)
             )
     except IntegrityError:
-        return  # Event Grid redelivered it: the call was created and answered the first time
+        if not _already_stored(event):
+            raise
+        # Event Grid redelivered it: the call was created and answered the first time
 
 
 def _create_grid_event(event: dict[str, Any], call: Call) -> CallEvent:

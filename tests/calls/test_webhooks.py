@@ -264,6 +264,24 @@ def test_a_participant_missing_from_the_list_has_left(client: Client, signed: di
     assert in_call == {CALLER: False, AGENT: True}
 
 
+def test_a_participant_listed_twice_is_stored_once_and_a_rejoin_brings_them_back(
+    client: Client, signed: dict[str, str], live_call: Call
+) -> None:
+    twice = participants(1, CALLER, AGENT, CALLER, muted=(CALLER,))
+    twice["participants"][0]["isMuted"] = False  # the later entry for the same person counts
+    seen = []
+    for event in (twice, participants(2, AGENT), participants(3, CALLER, AGENT)):
+        update = cloud_event("ParticipantsUpdated", **event)
+        assert post_events(client, [update], callback_path(live_call), **signed).status_code == 200
+        seen.append({p.raw_id: (p.in_call, p.is_muted) for p in Participant.objects.filter(call=live_call)})
+
+    assert seen == [
+        {CALLER: (True, True), AGENT: (True, False)},
+        {CALLER: (False, True), AGENT: (True, False)},
+        {CALLER: (True, False), AGENT: (True, False)},
+    ]
+
+
 def test_call_disconnected_ends_the_call_and_closes_its_gaps(
     client: Client, signed: dict[str, str], live_call: Call
 ) -> None:
