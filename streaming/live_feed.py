@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from typing import Any
@@ -18,12 +19,16 @@ from compat import channels
 from streaming import events, live, metrics
 from streaming.database import database_sync_to_async
 
+logger = logging.getLogger(__name__)
+
 
 class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
     """Staff browsers: `ws/calls/` (the live calls in the viewer's scope) and `ws/calls/<id>/` (one call
     in their scope, with intermediate text; a call out of scope is refused as one that does not exist).
 
-    On connect a viewer gets a snapshot, then ordered deltas. `?after=<sequence>` (or a
+    On connect a viewer gets a snapshot, then ordered deltas; on a call page each call and stream
+    event is followed by a `view` message, the page's description of the call read afresh
+    (`_follow_with_view`). `?after=<sequence>` (or a
     `{"type": "resume", "after": N}` message) resumes after the last delta a page saw. When a
     delta's number skips ahead (the channel layer dropped one), the gap is refilled from the database.
 
@@ -50,18 +55,19 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not await database_sync_to_async(permissions.can_watch)(user):
+        self.call_id: str | None = self.scope["url_route"]["kwargs"].get("call_id")
+        client = (self.scope.get("client") or [None])[0]
+        may_see = await database_sync_to_async(live.admit)(user, self.call_id, client) if user is not None else None
+        if may_see is None:
             await self.close()
             return
-        self.call_id: str | None = self.scope["url_route"]["kwargs"].get("call_id")
+        self.may_see = may_see
         self.last_sequence = 0
-        self.may_see = await database_sync_to_async(permissions.scope_of)(user)
+        self.snapshots = 0  # snapshots and resyncs sent: a description read before the latest is stale
+        self.view_sender: asyncio.Future[None] | None = None
+        self.view_sent: asyncio.Future[Any] | None = None
         self.listed: set[str] = set()  # the list feed's calls in scope (bounded by the viewer's own calls)
         group = events.call_group(self.call_id) if self.call_id else events.CALLS_GROUP
-        client = (self.scope.get("client") or [None])[0]
-        if not await database_sync_to_async(live.subscribe)(user, self.may_see, self.call_id, client):
-            await self.close()
-            return
         await self.channel_layer.group_add(group, self.channel_name)
         self.group = group
         await self.accept()
@@ -71,6 +77,8 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         await self._send_state(int(after) if after and after.isdigit() else None)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "view_sender", None) is not None:
+            self.view_sender.cancel()
         if hasattr(self, "session_check"):
             metrics.open_sockets.labels("live_feed").dec()
             self.session_check.cancel()
@@ -125,13 +133,33 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
             if sequence <= self.last_sequence:
                 return
         self.last_sequence = sequence
-        if event["type"] in ("call", "stream"):
-            # What the page shows besides the transcript is read afresh, so it renders the same
-            # description of the call as a reload would (participants, gaps and audio included).
-            view = await shared_call_view(self.call_id, sequence)
-            if view is not None:
-                event = {**event, "view": view}
         await self.send_json(event)
+        if event["type"] in ("call", "stream"):
+            self._follow_with_view(sequence)
+
+    def _follow_with_view(self, sequence: int) -> None:
+        """After a call or stream event, send the call page's description read afresh (participants,
+        gaps and audio included), so the page renders what a reload would. It follows as a message
+        of its own: a transcript line behind the event never waits for that read, which in a burst
+        of calls waits its turn on the sockets' database threads. Views go out in the order their
+        events came, each once; one read before the latest snapshot is dropped (the snapshot has it)."""
+        read = shared_call_view(self.call_id, sequence)
+        self.view_sender = asyncio.ensure_future(self._send_view(self.view_sender, read, self.snapshots))
+
+    async def _send_view(
+        self, previous: asyncio.Future[None] | None, read: asyncio.Future[Any], snapshots: int
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        try:
+            view = await asyncio.shield(read)
+        except Exception:  # a database hiccup: the next event or reconnect brings the page up to date
+            logger.warning("The description of call %s could not be read for a viewer", self.call_id, exc_info=True)
+            return
+        if view is None or read is self.view_sent or snapshots != self.snapshots:
+            return
+        self.view_sent = read
+        await self.send_json({"type": "view", "call_id": str(self.call_id), "view": view})
 
     def _lists(self, event: dict[str, Any]) -> bool:
         """Whether the call list sends the event, decided in memory: a call event carries the call's
@@ -145,6 +173,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         return event["call_id"] in self.listed
 
     async def _send_state(self, after: int | None) -> None:
+        self.snapshots += 1
         if self.call_id:
             state = await database_sync_to_async(live.call_state)(self.call_id, after)
             self.last_sequence = max(self.last_sequence, state["sequence"])
@@ -155,18 +184,44 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
 
 
 _views: dict[tuple[str, int], asyncio.Future[dict[str, Any] | None]] = {}
+_reads_not_begun: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
 VIEW_KEPT_SECONDS = 5.0
 
 
-async def shared_call_view(call_id: str, sequence: int) -> dict[str, Any] | None:
+def shared_call_view(call_id: str, sequence: int) -> asyncio.Future[dict[str, Any] | None]:
     """The call page's description after the call's event `sequence`, read once per process however
     many of its viewers watch the call: a call nobody watches costs nothing, a call many watch one read.
     Kept a few seconds, long enough for every viewer of the process to be handed the event."""
     key = (call_id, sequence)
     read = _views.get(key)
     if read is None:
-        read = asyncio.ensure_future(database_sync_to_async(live.call_view)(call_id))
-        _views[key] = read
+        read = _views[key] = _view_read_after_now(call_id)
         loop = asyncio.get_running_loop()
         read.add_done_callback(lambda _: loop.call_later(VIEW_KEPT_SECONDS, _views.pop, key, None))
-    return await asyncio.shield(read)
+    return read
+
+
+def _view_read_after_now(call_id: str) -> asyncio.Future[dict[str, Any] | None]:
+    """A read of the call's description that begins after now, so it shows at least every event
+    received so far: the read still waiting for a database thread, if there is one, else a new one.
+
+    When a hundred calls start together, each has a dozen call and stream events within seconds,
+    and the sockets' database threads are busy: the events that arrive while one read waits share it,
+    instead of queueing a read each (a newer description is as good: it is the whole page's state)."""
+    waiting = _reads_not_begun.get(call_id)
+    if waiting is not None:
+        return waiting
+
+    def read() -> dict[str, Any] | None:
+        _forget_waiting(call_id, future)  # from here on, a later event needs a read of its own
+        return live.call_view(call_id)
+
+    future: asyncio.Future[dict[str, Any] | None] = asyncio.ensure_future(database_sync_to_async(read)())
+    _reads_not_begun[call_id] = future
+    future.add_done_callback(lambda _: _forget_waiting(call_id, future))
+    return future
+
+
+def _forget_waiting(call_id: str, read: asyncio.Future[dict[str, Any] | None]) -> None:
+    if _reads_not_begun.get(call_id) is read:
+        _reads_not_begun.pop(call_id, None)

@@ -6,10 +6,10 @@
 // deltas in sequence order. Segments are deduplicated by sequence here as well, so a reconnect never
 // repeats a line.
 //
-// The call page renders what the server describes and decides nothing itself: the snapshot and every
-// call and stream event carry the page's description of the call (calls/display.py call_view: labels,
-// which controls apply, participants, audio tracks, gaps, whether the call is live), the same one the
-// page was rendered from, and segments carry their clock text.
+// The call page renders what the server describes and decides nothing itself: the snapshot, and the
+// "view" message that follows every call and stream event, carry the page's description of the call
+// (calls/display.py call_view: labels, which controls apply, participants, audio tracks, gaps, whether
+// the call is live), the same one the page was rendered from, and segments carry their clock text.
 
 const SESSION_ENDED_CODE = 4401;
 const OUT_OF_SCOPE_CODE = 4404; // the call is no longer in the viewer's scope (calls/permissions.py)

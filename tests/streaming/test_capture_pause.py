@@ -176,7 +176,9 @@ async def test_viewers_see_the_pause_and_the_resume_as_they_happen(staff_user: U
     paused = await viewer.receive_json_from(timeout=5)
     assert (paused["type"], paused["change"]) == ("call", "transcription")
     assert paused["call"]["transcription_status"] == "paused"
-    view = paused["view"]
+    described = await viewer.receive_json_from(timeout=5)  # the page's description follows each call event
+    assert (described["type"], described["call_id"]) == ("view", str(call.id))
+    view = described["view"]
     assert (view["controls"]["pause"], view["controls"]["resume"]) == (False, True)
     assert view["transcription_status"] == "Paused"
     assert view["pause"].startswith("Transcription and audio capture paused for sensitive data by alice at ")
@@ -186,7 +188,9 @@ async def test_viewers_see_the_pause_and_the_resume_as_they_happen(staff_user: U
 
     await database_sync_to_async(pause.resume)(call_id=call.id, user=staff_user)
 
-    resumed = (await viewer.receive_json_from(timeout=5))["view"]
+    resumed_event, resumed_view = [await viewer.receive_json_from(timeout=5) for _ in range(2)]
+    assert (resumed_event["type"], resumed_view["type"]) == ("call", "view")
+    resumed = resumed_view["view"]
     assert (resumed["controls"]["pause"], resumed["controls"]["resume"], resumed["pause"]) == (True, False, "")
     assert resumed["gaps"][0]["detail"].endswith("by alice; resumed by alice")
     assert resumed["gaps"][0]["to"] != "still open"

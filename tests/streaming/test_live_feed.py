@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils import timezone
 
-from calls import services
+from calls import live_events, services
 from calls.models import Call
 from config.asgi import application
-from streaming import events
+from streaming import events, live_feed
+from streaming.database import database_sync_to_async as socket_database
 from tests.conftest import abrowser_headers, media_path
 from tests.streaming import acs_packets as acs
 
@@ -32,6 +38,25 @@ async def stream_transcript(call: Call, frames: list[str]) -> None:
     for frame in frames:
         await media.send_to(text_data=frame)
     await media.disconnect()
+
+
+def store_final(call: Call, text: str, offset: int) -> None:
+    services.store_finals(
+        [
+            services.Final(
+                call_id=call.id,
+                stream_id=None,
+                subscription_id="s",
+                participant_raw_id=acs.CALLER,
+                text=text,
+                confidence=0.9,
+                offset_ticks=offset,
+                duration_ticks=1,
+                words=[],
+                received_at=timezone.now(),
+            )
+        ]
+    )
 
 
 async def receive_until(viewer: WebsocketCommunicator, event_type: str) -> dict:
@@ -104,29 +129,11 @@ async def test_a_viewer_that_missed_a_delta_is_refilled_from_the_database(call: 
     group = events.call_group(call.id)
     (viewer_channel,) = layer.groups[group]
 
-    def store(text: str, offset: int) -> None:
-        services.store_finals(
-            [
-                services.Final(
-                    call_id=call.id,
-                    stream_id=None,
-                    subscription_id="s",
-                    participant_raw_id=acs.CALLER,
-                    text=text,
-                    confidence=0.9,
-                    offset_ticks=offset,
-                    duration_ticks=1,
-                    words=[],
-                    received_at=timezone.now(),
-                )
-            ]
-        )
-
     # A channel layer drops messages for a receiver that is full or briefly gone: this one misses "Lost.".
     await layer.group_discard(group, viewer_channel)
-    await database_sync_to_async(store)("Lost.", 1)
+    await database_sync_to_async(store_final)(call, "Lost.", 1)
     await layer.group_add(group, viewer_channel)
-    await database_sync_to_async(store)("Kept.", 2)
+    await database_sync_to_async(store_final)(call, "Kept.", 2)
 
     refill = await viewer.receive_json_from()
     assert refill["type"] == "resume"
@@ -164,3 +171,59 @@ async def test_a_foreign_origin_is_refused(call: Call, staff_user: User) -> None
     communicator = WebsocketCommunicator(application, f"/ws/calls/{call.id}/", headers=headers)
     connected, _ = await communicator.connect()
     assert not connected
+
+
+async def test_call_events_arriving_while_the_database_threads_are_busy_share_one_read_of_the_newest_state(
+    call: Call,
+) -> None:
+    """A hundred calls starting together give each a dozen call and stream events within seconds: the
+    events that arrive while their call's view waits for a database thread share that read, and what it
+    reads is the call as it is when the read begins, so it shows every one of those events."""
+    busy = threading.Event()
+    holds = [asyncio.ensure_future(socket_database(busy.wait)()) for _ in range(settings.SOCKET_DATABASE_THREADS)]
+    reads = [asyncio.ensure_future(live_feed.shared_call_view(str(call.id), sequence)) for sequence in (1, 2, 3)]
+    await asyncio.sleep(0.05)
+    await database_sync_to_async(Call.objects.filter(pk=call.pk).update)(
+        state=Call.State.CONNECTED, connected_at=timezone.now()
+    )
+
+    busy.set()
+    views = await asyncio.gather(*reads)
+    await asyncio.gather(*holds)
+
+    assert [view["state"] for view in views] == ["Connected"] * 3
+    assert views[0] is views[1] is views[2]  # one read for the three events
+    await database_sync_to_async(Call.objects.filter(pk=call.pk).update)(state=Call.State.DISCONNECTING)
+    later = await live_feed.shared_call_view(str(call.id), 4)
+    assert later["state"] == "Disconnecting"  # an event after that read began gets a read of its own
+
+
+async def test_a_transcript_line_after_a_call_event_never_waits_for_the_pages_description(
+    call: Call, staff_user: User
+) -> None:
+    """The description of the call that follows a call event is read on the sockets' database threads,
+    which a burst of calls keeps busy: the events behind it go out meanwhile, and the description
+    follows when it has been read."""
+    viewer = await watch(f"/ws/calls/{call.id}/", staff_user)
+    await viewer.receive_json_from()
+    busy = threading.Event()
+    holds = [asyncio.ensure_future(socket_database(busy.wait)()) for _ in range(settings.SOCKET_DATABASE_THREADS)]
+
+    def connect_the_call() -> None:
+        with transaction.atomic():
+            locked = Call.objects.locked_for_change().get(pk=call.pk)
+            locked.state = Call.State.CONNECTED
+            live_events.save_with_sequence(locked, ["state"], "state")
+
+    await database_sync_to_async(connect_the_call)()
+    await database_sync_to_async(store_final)(call, "Hello, I need help.", 1)
+    connected, line = await viewer.receive_json_from(timeout=5), await viewer.receive_json_from(timeout=5)
+    assert (connected["type"], connected["call"]["state"]) == ("call", "connected")
+    assert (line["type"], line["segment"]["text"]) == ("segment", "Hello, I need help.")
+
+    busy.set()
+    await asyncio.gather(*holds)
+    described = await viewer.receive_json_from(timeout=5)
+    assert (described["type"], described["view"]["state"]) == ("view", "Connected")
+    assert await viewer.receive_nothing()
+    await viewer.disconnect()
