@@ -56,6 +56,11 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             await self._finish_when_cancelled()
             raise
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Connect and disconnect without Channels' hop to its single database thread first: in a burst
+        # every socket's connect queued there (the same reason as above).
+        await channels.dispatch_without_database_hop(self, message)
+
     async def connect(self) -> None:
         if runtime.shutting_down():
             await self.close()  # ACS reconnects, through the load balancer, to another process

@@ -7,11 +7,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser
 
 from calls import audit, display, live_events
 from calls.models import Call
-from calls.permissions import Scope, can_watch, scope_of
+from calls.permissions import Scope, scope_of, session_user
 
 LIST_FEED_CALLS = 200
 
@@ -24,11 +24,12 @@ def call_in_scope(call_id: str, scope: Scope) -> bool:
         return False
 
 
-def admit(user: AbstractBaseUser | AnonymousUser, call_id: str | None, ip: str | None) -> Scope | None:
-    """The scope of a viewer who may follow the call (or the call list, when `call_id` is None), logged;
-    None for anyone else. One trip to the database for all a connect asks: in a burst of calls each
-    trip waits its turn on the sockets' database threads, and daphne gives a handshake 5 seconds."""
-    if not can_watch(user):
+def admit(session_key: str | None, call_id: str | None, ip: str | None) -> Scope | None:
+    """The scope of the session's user if they may follow the call (or the call list, when `call_id` is
+    None), logged; None for anyone else. One trip to the database for all a connect asks: in a burst of
+    calls each trip waits its turn on the sockets' database threads, and daphne gives a handshake 5 seconds."""
+    user = session_user(session_key)
+    if user is None:
         return None
     scope = scope_of(user)
     return scope if subscribe(user, scope, call_id, ip) else None

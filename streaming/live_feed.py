@@ -46,18 +46,15 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
     OUT_OF_SCOPE = 4404
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels hops to the database thread (aclose_old_connections) before every handler; a live
-        # event needs no database unless it resyncs, which goes through database_sync_to_async anyway.
-        if message["type"] == events.HANDLER_TYPE:
-            await channels.dispatch_without_database_hop(self, message)
-        else:
-            await super().dispatch(message)
+        # Channels hops to its single database thread (aclose_old_connections) before every handler;
+        # these touch the database only through database_sync_to_async, which closes connections itself.
+        await channels.dispatch_without_database_hop(self, message)
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
+        self.session_key: str | None = self.scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME)
         self.call_id: str | None = self.scope["url_route"]["kwargs"].get("call_id")
         client = (self.scope.get("client") or [None])[0]
-        may_see = await database_sync_to_async(live.admit)(user, self.call_id, client) if user is not None else None
+        may_see = await database_sync_to_async(live.admit)(self.session_key, self.call_id, client)
         if may_see is None:
             await self.close()
             return
@@ -89,12 +86,10 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         """Every LIVE_SESSION_CHECK_SECONDS, the first time after a random part of it: viewers that
         connected together (every page reconnects after a restart) would otherwise check together,
         a burst of database work on the one database thread every interval."""
-        session = self.scope.get("session")
-        session_key = getattr(session, "session_key", None)
         interval = settings.LIVE_SESSION_CHECK_SECONDS
         await asyncio.sleep(random.uniform(0, interval))  # noqa: S311 - jitter, not a secret
         while True:
-            may_see = await database_sync_to_async(permissions.session_scope)(session_key)
+            may_see = await database_sync_to_async(permissions.session_scope)(self.session_key)
             code = self.SESSION_ENDED if may_see is None else await self._rescope(may_see)
             if code is not None:
                 with contextlib.suppress(Exception):  # the client may be gone already

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import logging
 
-from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import AllowedHostsOriginValidator
+from channels.sessions import CookieMiddleware
 from django.urls import path, re_path
 
 from streaming.consumers import MediaStreamConsumer
@@ -12,8 +12,12 @@ from streaming.live_feed import LiveFeedConsumer
 
 
 def browser_socket(application):
-    """Staff browsers: session auth, and an Origin check against ALLOWED_HOSTS."""
-    return AllowedHostsOriginValidator(AuthMiddlewareStack(application))
+    """Staff browsers: an Origin check against ALLOWED_HOSTS, and their cookies, whose session the
+    consumer checks itself (streaming/live.py `admit`) in the one database trip of its connect.
+    Channels' session and auth middleware would take two more, on Channels' single database thread,
+    which every socket's connect shares: in a burst of calls that queue outlasted daphne's 5-second
+    handshake limit."""
+    return AllowedHostsOriginValidator(CookieMiddleware(application))
 
 
 logger = logging.getLogger(__name__)
