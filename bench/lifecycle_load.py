@@ -217,6 +217,7 @@ class Observed:
     live_finals: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (call id, text) -> seen at
     finals_in_snapshots: int = 0  # finals a viewer first saw in its snapshot or a resync, untimed
     viewer_errors: int = 0
+    viewer_error_kinds: Counter[str] = field(default_factory=Counter)
     list_viewer_messages: int = 0
     first_ring: float = 0.0  # time.monotonic()
     last_answered: float = 0.0
@@ -343,8 +344,8 @@ class Run:
                         self.observed.live_finals.setdefault(key, []).append(seen_at)
                     elif message.get("type") in ("snapshot", "resume"):
                         self.observed.finals_in_snapshots += len(message.get("segments", []))
-        except (OSError, websockets.WebSocketException):
-            self.observed.viewer_errors += 1
+        except (OSError, websockets.WebSocketException) as error:
+            self.viewer_failed(error)
         ready.set()
 
     async def view_list(self, ready: asyncio.Event) -> None:
@@ -353,9 +354,14 @@ class Run:
                 ready.set()
                 async for _ in self.messages(viewer):
                     self.observed.list_viewer_messages += 1
-        except (OSError, websockets.WebSocketException):
-            self.observed.viewer_errors += 1
+        except (OSError, websockets.WebSocketException) as error:
+            self.viewer_failed(error)
         ready.set()
+
+    def viewer_failed(self, error: Exception) -> None:
+        """Counted, and by kind: a refused or timed-out handshake reads differently from a socket dropped later."""
+        self.observed.viewer_errors += 1
+        self.observed.viewer_error_kinds[f"{type(error).__name__}: {str(error)[:80]}"] += 1
 
     async def messages(self, viewer: ClientConnection) -> AsyncIterator[str | bytes]:
         """The viewer's messages until the run ends."""
@@ -528,6 +534,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         "viewers": len(observed.app_call_ids),
         "list_viewers": LIST_VIEWERS,
         "viewer_errors": observed.viewer_errors,
+        "viewer_error_kinds": dict(observed.viewer_error_kinds),
         "audio_frames_sent": audio_sent,
         "audio_frames_counted": audio_counted,
         "audio_frames_shed": shed,
@@ -589,7 +596,7 @@ def headline(result: dict[str, Any]) -> str:
         f"finals sent / lost / duplicated: {result['finals_sent']} / {result['finals_lost']} / "
         f"{result['finals_duplicated']}; seen live by viewers {result['finals_seen_live']}",
         f"viewers: {result['viewers']} on calls, {result['list_viewers']} on the list; errors (refused or dropped) "
-        f"{result['viewer_errors']}",
+        f"{result['viewer_errors']} {result.get('viewer_error_kinds') or ''}",
         f"live latency (emulator send -> viewer): p50 {live['p50']} ms, p99 {live['p99']} ms; "
         f"in the streaming window p50 {live_window['p50']} ms, p99 {live_window['p99']} ms; p99 by 5 s of the "
         f"window: {result['live_latency_window_p99_ms_by_slice']}",
