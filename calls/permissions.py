@@ -15,7 +15,7 @@ database filter (`Scope.filter`, for querysets of calls and of their rows) and i
 Whatever is out of scope answers 404, as if it did not exist, so call ids cannot be probed.
 
 A user's scope is read once per user object (`scope_of`), as Django keeps their permissions: a request
-asks for it as often as it likes for two queries, and a change of teams shows from the next request.
+asks for it as often as it likes for one or two queries, and a change of teams shows from the next request.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import BooleanField, F, Func, Q, QuerySet
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.crypto import constant_time_compare
 
-from calls.models import Agent, Call, Team
+from calls.models import Call, Team
 
 WATCH_PERMISSION = "calls.watch_call"
 CONTROL_PERMISSION = "calls.control_call"
@@ -133,8 +133,9 @@ NOTHING = Scope()
 
 
 def scope_of(user: User) -> Scope:
-    """Two small queries, once per user object: a request's user keeps it for the request (every surface
-    may ask); the live feed keeps it per viewer and re-reads it with a fresh user (`session_scope`)."""
+    """One small query for an agent, two for a supervisor, once per user object: a request's user keeps
+    it for the request (every surface may ask); the live feed keeps it per viewer and re-reads it with a
+    fresh user (`session_scope`)."""
     if not user.is_authenticated or not user.is_active:
         return NOTHING
     scope = getattr(user, _SCOPE_ATTRIBUTE, None)
@@ -147,7 +148,14 @@ def scope_of(user: User) -> Scope:
 def _read_scope(user: AbstractBaseUser) -> Scope:
     if user.has_perm(ALL_CALLS_PERMISSION):
         return Scope(all_calls=True)
-    own = frozenset(Agent.objects.filter(user=user).values_list("pk", flat=True))
+    # Their own Agent, if they are one, and whether they supervise a team: one query, all an agent needs.
+    supervised_teams = Team.objects.filter(supervisors=OuterRef("pk"))
+    own_agent, supervises = (
+        get_user_model().objects.filter(pk=user.pk).values_list("agent", Exists(supervised_teams)).get()
+    )
+    own = frozenset() if own_agent is None else frozenset([own_agent])
+    if not supervises:
+        return Scope(own_agent_ids=own)
     # Each supervised team's members and routes, in one query (a row per member and route of a team).
     teams = list(Team.objects.filter(supervisors=user).values_list("members", "routes__called"))
     return Scope(

@@ -114,28 +114,43 @@ def test_a_participant_joining_mid_call_puts_the_call_in_a_large_scope(floor: di
     assert logged_in(head).get(floor["calls"]["stranger"].get_absolute_url()).status_code == 404
 
 
+def team_queries(queries: CaptureQueriesContext) -> int:
+    return sum('"calls_team' in query["sql"] for query in queries)
+
+
 def test_a_users_scope_is_read_once_per_user_object_and_afresh_for_the_next() -> None:
     sam, kim = make_agent("sam", "8:acs:sam"), make_agent("kim", "8:acs:kim")
     sue = watcher("sue")
     support = make_team("Support", members=(sam,), supervisors=(sue,))
+    sue.has_perm("calls.view_all_calls")  # her permissions loaded, as every view has them
     with CaptureQueriesContext(connection) as first:
         assert scope_of(sue).team_agent_ids == {sam.pk}
     with CaptureQueriesContext(connection) as again:
         visible_calls(sue).exists()
         supervised_calls(sue).exists()
-    assert sum('FROM "calls_team"' in query["sql"] for query in first) == 1  # members and routes together
-    assert not any("calls_team" in query["sql"] or "calls_agent" in query["sql"] for query in again)
+    assert len(first) == 2  # who she is (her agent, whether she supervises), then her teams' members and routes
+    assert team_queries(again) == 0
     support.members.add(kim)
     assert scope_of(sue).team_agent_ids == {sam.pk}  # the same request
     assert scope_of(User.objects.get(pk=sue.pk)).team_agent_ids == {sam.pk, kim.pk}  # the next one
 
 
+def test_an_agents_scope_is_one_query() -> None:
+    sam = make_agent("sam", "8:acs:sam")
+    sam.user.has_perm("calls.view_all_calls")
+    with CaptureQueriesContext(connection) as read:
+        assert scope_of(sam.user).agent_ids == {sam.pk}
+    assert len(read) == 1
+
+
 def test_a_call_page_reads_the_scope_once(floor: dict[str, object]) -> None:
     """The call page asks twice (visible_calls, supervised_calls for the access history link)."""
+    with CaptureQueriesContext(connection) as one_read:
+        scope_of(User.objects.get(pk=floor["head"].pk))
     client = logged_in(floor["head"])
     with CaptureQueriesContext(connection) as page:
         assert client.get(floor["calls"]["first"].get_absolute_url()).status_code == 200
-    assert sum('FROM "calls_team"' in query["sql"] for query in page) == 1
+    assert team_queries(page) == team_queries(one_read) == 2
 
 
 def test_a_team_with_no_members_still_routes_its_number() -> None:
