@@ -45,8 +45,8 @@ User = AbstractBaseUser | AnonymousUser
 # more (a supervisor of ten teams: 200 agents, a fifth of 100,000 calls) PostgreSQL rightly reads every
 # call instead, and && then compares each call's agents with each of the scope's, 200 comparisons per
 # call; such a scope asks `TookPartIn`, one hashed lookup per agent of the call. Measured at 100,000
-# calls (docs/performance.md, "Scoped access at 100,000 calls"): PostgreSQL kept to the index up to
-# 100 agents (a tenth of the calls) and read every call from 140.
+# calls (docs/performance.md, "Scoped access at 100,000 calls"): PostgreSQL kept to the index for every
+# page's queries up to 100 agents (a tenth of the calls); from 140 it read every call for some of them.
 FEW_AGENTS = 100
 _SCOPE_ATTRIBUTE = "_calls_scope"  # where scope_of keeps a user's scope, beside Django's _perm_cache
 
