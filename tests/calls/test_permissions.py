@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from calls import participants
+from calls import agent_identities, participants
 from calls.models import Agent, AgentIdentity, Call, Team, TranscriptSegment
 from calls.permissions import FEW_AGENTS, TookPartIn, scope_of, supervised_calls, visible_calls
 from tests.calls.conftest import end, logged_in, new_call, say
@@ -32,6 +32,7 @@ def floor_agents(count: int) -> list[Agent]:
     AgentIdentity.objects.bulk_create(
         AgentIdentity(agent=agent, raw_id=f"8:acs:floor_{index:03}") for index, agent in enumerate(agents)
     )
+    agent_identities.forget_identities()  # as saving one identity does (bulk_create sends no post_save)
     return agents
 
 
