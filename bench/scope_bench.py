@@ -43,10 +43,10 @@ from bench.common import fresh_bench_database, migrate, percentile, setup_django
 from bench.search_bench import sentence
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
     from django.db.models import QuerySet
 
     from calls.models import Call
-    from calls.permissions import Scope
     from calls.search import CallFilters
 
 BENCH_DATABASE = "callscribe_scope_bench"
@@ -298,17 +298,17 @@ VIEWERS = (
 
 class Access:
     """A viewer's calls and scope as a request has them: its user read afresh, permissions loaded; and the
-    scope a live socket keeps (read when it connects and every LIVE_SESSION_CHECK_SECONDS, not per snapshot)."""
+    scope a live socket keeps (read when it connects and every LIVE_SESSION_CHECK_SECONDS, not per snapshot).
+    The socket's scope is read with a user object of its own: `scope_of` keeps a scope on the user object
+    it read it for, and the request's user must come to the timed steps without one."""
 
     def __init__(self, viewer: Viewer) -> None:
-        from django.contrib.auth.models import User
+        from calls.permissions import Scope, can_watch, scope_of
 
-        from calls.permissions import can_watch
-
-        self.user = None if viewer.username is None else User.objects.get(username=viewer.username)
+        self.user = read_user(viewer)
         if self.user is not None:
             assert can_watch(self.user), viewer
-        self.kept_scope = self.scope()
+        self.kept_scope = Scope(all_calls=True) if self.user is None else scope_of(read_user(viewer))
 
     def calls(self) -> QuerySet[Call]:
         from calls.models import Call
@@ -316,10 +316,11 @@ class Access:
 
         return Call.objects.all() if self.user is None else visible_calls(self.user)
 
-    def scope(self) -> Scope:
-        from calls.permissions import Scope, scope_of
 
-        return Scope(all_calls=True) if self.user is None else scope_of(self.user)
+def read_user(viewer: Viewer) -> User | None:
+    from django.contrib.auth.models import User
+
+    return None if viewer.username is None else User.objects.get(username=viewer.username)
 
 
 class Steps:
@@ -463,7 +464,7 @@ def measure_scope_of(viewer: Viewer, repeats: int) -> dict[str, Any]:
     queries = len(captured)
     times = []
     for _ in range(repeats):
-        user = Access(viewer).user
+        user = Access(viewer).user  # read afresh, with no scope of its own yet, as a request's user
         start = time.perf_counter()
         scope_of(user)
         times.append((time.perf_counter() - start) * 1000)

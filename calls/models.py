@@ -121,6 +121,13 @@ class Call(models.Model):
         indexes = [
             # The call list: newest first, live calls split out by state.
             models.Index(fields=["state", "-created_at"], name="call_state_created_idx"),
+            # The live calls (`CallQuerySet.live`, ENDED_STATES), newest first: the call list's live calls and
+            # the live feed's snapshot read a few rows here instead of every call (docs/performance.md).
+            models.Index(
+                fields=["-created_at"],
+                name="call_live_created_idx",
+                condition=~models.Q(state__in=["disconnected", "failed", "unanswered"]),
+            ),
             # Scope (calls/permissions.py): the calls an agent or a team's agents took part in ...
             GinIndex(fields=["agent_ids"], name="call_agent_ids_idx"),
             # ... and the calls to a number or identity routed to a team.
