@@ -104,7 +104,7 @@ else:
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool requires it: "closing" returns the connection
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # the pool checks a connection before lending it
 DATABASE_POOL_MIN_SIZE = env.int("DATABASE_POOL_MIN_SIZE", default=2)
-DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=20)
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=30)
 # How long a request waits for a free connection before it is answered 503 with Retry-After.
 DATABASE_POOL_TIMEOUT = env.float("DATABASE_POOL_TIMEOUT", default=5.0)
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -209,7 +209,10 @@ SOCKET_DATABASE_THREADS = env.int("SOCKET_DATABASE_THREADS", default=2)
 # Requests may hold at most this many of the pool's connections at once, so a flood of requests can never
 # take the connections of the media path (the sockets' database threads, Channels' own database thread,
 # the finals writer, the recovery worker) or of the answer workers.
-DATABASE_POOL_MEDIA_CONNECTIONS = SOCKET_DATABASE_THREADS + 3
+# Two more threads take only what a socket's handshake waits on (who may connect: streaming/database.py),
+# so in a burst it never queues behind other sockets' work while daphne's 5-second handshake limit runs.
+SOCKET_HANDSHAKE_THREADS = 2
+DATABASE_POOL_MEDIA_CONNECTIONS = SOCKET_DATABASE_THREADS + SOCKET_HANDSHAKE_THREADS + 3
 DATABASE_REQUEST_SLOTS = DATABASE_POOL_MAX_SIZE - DATABASE_POOL_MEDIA_CONNECTIONS - ANSWER_WORKERS
 if DATABASE_REQUEST_SLOTS < 3:
     raise ImproperlyConfigured(
@@ -218,11 +221,12 @@ if DATABASE_REQUEST_SLOTS < 3:
         "each answer worker one, and requests need at least three (rings, callbacks, everything else)."
     )
 # Of those, two thirds are ACS's webhooks' own: a flood of logins or page views cannot keep a ringing
-# caller from being answered, nor a burst of callbacks keep staff from their pages. Half of the webhooks'
-# are for rings (IncomingCall) alone: in a burst, the callbacks of the calls answered first (four or five
-# each) would otherwise hold up the rings of the rest.
+# caller from being answered, nor a burst of callbacks keep staff from their pages. Two thirds of the
+# webhooks' are for rings (IncomingCall) alone: in a burst, the callbacks of the calls answered first
+# (four or five each) would otherwise hold up the rings of the rest, and a ring spends most of its time
+# waiting its turn for the one core, so more of them at once answer a burst sooner (docs/performance.md).
 DATABASE_WEBHOOK_SLOTS = max(2, DATABASE_REQUEST_SLOTS * 2 // 3)
-DATABASE_RING_SLOTS = DATABASE_WEBHOOK_SLOTS // 2
+DATABASE_RING_SLOTS = DATABASE_WEBHOOK_SLOTS * 2 // 3
 # A webhook waits longer for its turn than a page does: a 503 costs a ringing caller Event Grid's retry
 # (10 s or more later), while Event Grid and ACS wait 30 s for an answer.
 WEBHOOK_SLOT_TIMEOUT = env.float("WEBHOOK_SLOT_TIMEOUT", default=15.0)

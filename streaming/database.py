@@ -22,8 +22,17 @@ from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 
 _threads = ThreadPoolExecutor(max_workers=settings.SOCKET_DATABASE_THREADS, thread_name_prefix="socket-database")
+_handshake_threads = ThreadPoolExecutor(
+    max_workers=settings.SOCKET_HANDSHAKE_THREADS, thread_name_prefix="socket-handshake"
+)
 
 
 def database_sync_to_async(function: Callable[..., Any]) -> Callable[..., Any]:
     """Channels' `database_sync_to_async`, on the sockets' database threads rather than its single one."""
     return DatabaseSyncToAsync(function, thread_sensitive=False, executor=_threads)
+
+
+def handshake_sync_to_async(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The same, for the one check a socket's handshake waits on (whether it may connect at all), on
+    threads of its own: behind a burst's other database work it outlasted daphne's 5-second limit."""
+    return DatabaseSyncToAsync(function, thread_sensitive=False, executor=_handshake_threads)

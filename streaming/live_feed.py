@@ -17,7 +17,7 @@ from django.conf import settings
 from calls import permissions
 from compat import channels
 from streaming import events, live, metrics
-from streaming.database import database_sync_to_async
+from streaming.database import database_sync_to_async, handshake_sync_to_async
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         self.session_key: str | None = self.scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME)
         self.call_id: str | None = self.scope["url_route"]["kwargs"].get("call_id")
         client = (self.scope.get("client") or [None])[0]
-        may_see = await database_sync_to_async(live.admit)(self.session_key, self.call_id, client)
+        may_see = await handshake_sync_to_async(live.admit)(self.session_key, self.call_id, client)
         if may_see is None:
             await self.close()
             return
@@ -64,10 +64,13 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         self.view_sender: asyncio.Future[None] | None = None
         self.view_sent: asyncio.Future[Any] | None = None
         self.listed: set[str] = set()  # the list feed's calls in scope (bounded by the viewer's own calls)
+        # Accepted before joining the group: the handshake has daphne's 5 seconds, and in a burst a
+        # Redis subscription queues behind every other socket's. Nothing is missed meanwhile: the
+        # snapshot is read after joining, and deltas it already holds are dropped by their numbers.
+        await self.accept()
         group = events.call_group(self.call_id) if self.call_id else events.CALLS_GROUP
         await self.channel_layer.group_add(group, self.channel_name)
         self.group = group
-        await self.accept()
         metrics.open_sockets.labels("live_feed").inc()
         self.session_check = asyncio.ensure_future(self._check_session_periodically())
         after = parse_qs(self.scope.get("query_string", b"").decode()).get("after", [None])[0]

@@ -31,8 +31,9 @@ from tests.streaming import acs_packets as acs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-POOL_MAX = 8  # with one answer worker and one socket database thread: 4 kept for the media path, 1 for the
-# worker, 3 for requests: one for rings (IncomingCall), one for callbacks, one for everything else
+POOL_MAX = 10  # with one answer worker and one socket database thread: 6 kept for the media path (with the two
+# handshake threads), 1 for the worker, 3 for requests: one for rings (IncomingCall), one for callbacks, one for
+# everything else
 INCOMING_CALL_SECRET = "pool-test-secret"
 
 

@@ -227,3 +227,20 @@ async def test_a_transcript_line_after_a_call_event_never_waits_for_the_pages_de
     assert (described["type"], described["view"]["state"]) == ("view", "Connected")
     assert await viewer.receive_nothing()
     await viewer.disconnect()
+
+
+async def test_a_viewer_is_let_in_while_the_sockets_database_threads_are_busy(call: Call, staff_user: User) -> None:
+    """In a burst the sockets' database threads have seconds of work queued, and daphne gives a handshake
+    five: whether a viewer may connect is checked on threads of its own; the snapshot follows once read."""
+    busy = threading.Event()
+    holds = [asyncio.ensure_future(socket_database(busy.wait)()) for _ in range(settings.SOCKET_DATABASE_THREADS)]
+
+    viewer = WebsocketCommunicator(application, f"/ws/calls/{call.id}/", headers=await abrowser_headers(staff_user))
+    connected, _ = await viewer.connect(timeout=2)
+    assert connected
+    assert await viewer.receive_nothing(timeout=0.2)  # the snapshot waits for a database thread
+
+    busy.set()
+    await asyncio.gather(*holds)
+    assert (await viewer.receive_json_from(timeout=5))["type"] == "snapshot"
+    await viewer.disconnect()
