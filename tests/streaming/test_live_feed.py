@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 
 import pytest
 from channels.db import database_sync_to_async
@@ -173,23 +175,31 @@ async def test_a_foreign_origin_is_refused(call: Call, staff_user: User) -> None
     assert not connected
 
 
+@contextlib.asynccontextmanager
+async def sockets_database_threads_busy() -> AsyncIterator[None]:
+    """Every one of the sockets' database threads taken until the block ends, as in a burst of calls."""
+    busy = threading.Event()
+    holds = [asyncio.ensure_future(socket_database(busy.wait)()) for _ in range(settings.SOCKET_DATABASE_THREADS)]
+    try:
+        yield
+    finally:
+        busy.set()
+        await asyncio.gather(*holds)
+
+
 async def test_call_events_arriving_while_the_database_threads_are_busy_share_one_read_of_the_newest_state(
     call: Call,
 ) -> None:
     """A hundred calls starting together give each a dozen call and stream events within seconds: the
     events that arrive while their call's view waits for a database thread share that read, and what it
     reads is the call as it is when the read begins, so it shows every one of those events."""
-    busy = threading.Event()
-    holds = [asyncio.ensure_future(socket_database(busy.wait)()) for _ in range(settings.SOCKET_DATABASE_THREADS)]
-    reads = [asyncio.ensure_future(live_feed.shared_call_view(str(call.id), sequence)) for sequence in (1, 2, 3)]
-    await asyncio.sleep(0.05)
-    await database_sync_to_async(Call.objects.filter(pk=call.pk).update)(
-        state=Call.State.CONNECTED, connected_at=timezone.now()
-    )
-
-    busy.set()
+    async with sockets_database_threads_busy():
+        reads = [asyncio.ensure_future(live_feed.shared_call_view(str(call.id), n)) for n in (1, 2, 3)]
+        await asyncio.sleep(0.05)
+        await database_sync_to_async(Call.objects.filter(pk=call.pk).update)(
+            state=Call.State.CONNECTED, connected_at=timezone.now()
+        )
     views = await asyncio.gather(*reads)
-    await asyncio.gather(*holds)
 
     assert [view["state"] for view in views] == ["Connected"] * 3
     assert views[0] is views[1] is views[2]  # one read for the three events
@@ -206,8 +216,6 @@ async def test_a_transcript_line_after_a_call_event_never_waits_for_the_pages_de
     follows when it has been read."""
     viewer = await watch(f"/ws/calls/{call.id}/", staff_user)
     await viewer.receive_json_from()
-    busy = threading.Event()
-    holds = [asyncio.ensure_future(socket_database(busy.wait)()) for _ in range(settings.SOCKET_DATABASE_THREADS)]
 
     def connect_the_call() -> None:
         with transaction.atomic():
@@ -215,14 +223,13 @@ async def test_a_transcript_line_after_a_call_event_never_waits_for_the_pages_de
             locked.state = Call.State.CONNECTED
             live_events.save_with_sequence(locked, ["state"], "state")
 
-    await database_sync_to_async(connect_the_call)()
-    await database_sync_to_async(store_final)(call, "Hello, I need help.", 1)
-    connected, line = await viewer.receive_json_from(timeout=5), await viewer.receive_json_from(timeout=5)
-    assert (connected["type"], connected["call"]["state"]) == ("call", "connected")
-    assert (line["type"], line["segment"]["text"]) == ("segment", "Hello, I need help.")
+    async with sockets_database_threads_busy():
+        await database_sync_to_async(connect_the_call)()
+        await database_sync_to_async(store_final)(call, "Hello, I need help.", 1)
+        connected, line = await viewer.receive_json_from(timeout=5), await viewer.receive_json_from(timeout=5)
+        assert (connected["type"], connected["call"]["state"]) == ("call", "connected")
+        assert (line["type"], line["segment"]["text"]) == ("segment", "Hello, I need help.")
 
-    busy.set()
-    await asyncio.gather(*holds)
     described = await viewer.receive_json_from(timeout=5)
     assert (described["type"], described["view"]["state"]) == ("view", "Connected")
     assert await viewer.receive_nothing()
@@ -232,15 +239,11 @@ async def test_a_transcript_line_after_a_call_event_never_waits_for_the_pages_de
 async def test_a_viewer_is_let_in_while_the_sockets_database_threads_are_busy(call: Call, staff_user: User) -> None:
     """In a burst the sockets' database threads have seconds of work queued, and daphne gives a handshake
     five: whether a viewer may connect is checked on threads of its own; the snapshot follows once read."""
-    busy = threading.Event()
-    holds = [asyncio.ensure_future(socket_database(busy.wait)()) for _ in range(settings.SOCKET_DATABASE_THREADS)]
+    async with sockets_database_threads_busy():
+        viewer = WebsocketCommunicator(application, f"/ws/calls/{call.id}/", headers=await abrowser_headers(staff_user))
+        connected, _ = await viewer.connect(timeout=2)
+        assert connected
+        assert await viewer.receive_nothing(timeout=0.2)  # the snapshot waits for a database thread
 
-    viewer = WebsocketCommunicator(application, f"/ws/calls/{call.id}/", headers=await abrowser_headers(staff_user))
-    connected, _ = await viewer.connect(timeout=2)
-    assert connected
-    assert await viewer.receive_nothing(timeout=0.2)  # the snapshot waits for a database thread
-
-    busy.set()
-    await asyncio.gather(*holds)
     assert (await viewer.receive_json_from(timeout=5))["type"] == "snapshot"
     await viewer.disconnect()
