@@ -77,8 +77,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         await self._send_state(int(after) if after and after.isdigit() else None)
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "view_sender", None) is not None:
-            self.view_sender.cancel()
+        self.view_sender = None  # descriptions still being read are not sent to a closed socket
         if hasattr(self, "session_check"):
             metrics.open_sockets.labels("live_feed").dec()
             self.session_check.cancel()
@@ -154,7 +153,7 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         except Exception:  # a database hiccup: the next event or reconnect brings the page up to date
             logger.warning("The description of call %s could not be read for a viewer", self.call_id, exc_info=True)
             return
-        if view is None or read is self.view_sent or snapshots != self.snapshots:
+        if view is None or read is self.view_sent or snapshots != self.snapshots or self.view_sender is None:
             return
         self.view_sent = read
         await self.send_json({"type": "view", "call_id": str(self.call_id), "view": view})
