@@ -53,6 +53,15 @@ def small_pool_server(**environment: str) -> Iterator[tuple[AppServer, str]]:
         yield server, application_name
 
 
+def waiting_on_locks(application_name: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+            [application_name],
+        )
+        return cursor.fetchone()[0]
+
+
 def server_connections(application_name: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [application_name])
@@ -184,14 +193,16 @@ def test_a_webhook_that_gets_no_connection_in_time_answers_503_and_stores_nothin
 
 def test_a_flood_of_logins_waiting_for_the_database_never_keeps_a_caller_from_being_answered() -> None:
     with (
-        small_pool_server(DATABASE_POOL_TIMEOUT="0.5") as (server, _),
+        small_pool_server(DATABASE_POOL_TIMEOUT="0.5") as (server, application_name),
         psycopg.connect(database_url()) as holder,
         ThreadPoolExecutor(max_workers=10) as senders,
     ):
-        # A failed login is written down (django-axes): while that table is locked, every login waits.
-        holder.execute("LOCK TABLE axes_accessattempt IN EXCLUSIVE MODE")
+        # A login reads its user: while that table is locked, the login holding the pages' one slot waits.
+        holder.execute("LOCK TABLE auth_user IN ACCESS EXCLUSIVE MODE")
         logins = [senders.submit(wrong_password_attempt, server, number) for number in range(10)]
-        time.sleep(1.0)
+        # On a busy machine the logins may take a while to arrive: the ring comes once one holds the slot.
+        wait_for(lambda: waiting_on_locks(application_name), timeout=10, what="a login waiting on the lock")
+        time.sleep(1.0)  # and the others have waited out DATABASE_POOL_TIMEOUT for that slot
 
         rang = ring(server, "ring-during-login-flood")
         holder.rollback()
