@@ -98,6 +98,16 @@ async def test_with_redaction_on_paused_speech_is_written_as_silence_without_wai
     await media.disconnect()
 
 
+@database_sync_to_async
+def pause_a_minute_in(call: Call) -> Gap:
+    """As if transcription had connected a minute ago, the pause begun 10 s ago and ended now."""
+    MediaStream.objects.filter(call=call).update(connected_at=timezone.now() - timedelta(minutes=1))
+    pause.pause(call_id=call.id)
+    Gap.objects.filter(call=call).update(started_at=timezone.now() - timedelta(seconds=10))
+    pause.resume(call_id=call.id)
+    return Gap.objects.get(call=call, reason=Gap.Reason.SENSITIVE_PAUSE)
+
+
 async def test_a_card_number_read_after_a_resume_is_silenced_where_it_was_said() -> None:
     """The lines after a resume carry their offsets on along the call; the audio capture places their
     redacted words there too (calls/audio_redaction.py), so it silences the card number as it was said,
@@ -107,15 +117,7 @@ async def test_a_card_number_read_after_a_resume_is_silenced_where_it_was_said()
     await first.send_to(text_data=acs.transcription_metadata())
     await first.disconnect()
 
-    @database_sync_to_async
-    def pause_a_minute_in() -> Gap:
-        MediaStream.objects.filter(call=call).update(connected_at=timezone.now() - timedelta(minutes=1))
-        pause.pause(call_id=call.id)
-        Gap.objects.filter(call=call).update(started_at=timezone.now() - timedelta(seconds=10))
-        pause.resume(call_id=call.id)
-        return Gap.objects.get(call=call, reason=Gap.Reason.SENSITIVE_PAUSE)
-
-    resumed_at = (await pause_a_minute_in()).ended_at
+    resumed_at = (await pause_a_minute_in(call)).ended_at
     second = await open_media_socket(call)
     await second.send_to(text_data=acs.transcription_metadata(subscription_id="after-the-pause"))
     # The customer reads the card a second after the resume, for six seconds.
@@ -139,15 +141,7 @@ async def test_lines_after_a_resume_carry_on_along_the_call(settings) -> None:
     await first.send_to(text_data=acs.transcription_data(acs.CALLER, "Before the pause.", 20_000_000))
     await first.disconnect()
 
-    @database_sync_to_async
-    def pause_a_minute_in() -> None:
-        # As if transcription had connected a minute ago, the pause begun 10 s ago and ended now.
-        MediaStream.objects.filter(call=call).update(connected_at=timezone.now() - timedelta(minutes=1))
-        pause.pause(call_id=call.id)
-        Gap.objects.filter(call=call).update(started_at=timezone.now() - timedelta(seconds=10))
-        pause.resume(call_id=call.id)
-
-    await pause_a_minute_in()
+    await pause_a_minute_in(call)
     # ACS's offsets start again at zero on the socket it opens after the resume.
     second = await open_media_socket(call)
     await second.send_to(text_data=acs.transcription_metadata())
