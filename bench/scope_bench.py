@@ -343,17 +343,15 @@ def past_calls(filters_of: Callable[[], CallFilters]) -> Surface:
     """The call list without a search (calls/views.py call_list): page 1 of ended calls, and its count."""
 
     def run(access: Access, steps: Steps) -> int:
-        from django.core.paginator import Paginator
-
+        from calls.pagination import LimitedCountPaginator
         from calls.search import filter_calls, with_summary
         from calls.views import PAGE_SIZE
 
         calls = steps("scope", access.calls)
-        paginator = Paginator(
-            with_summary(filter_calls(calls.ended(), filters_of())).order_by("-created_at"), PAGE_SIZE
-        )
+        past = with_summary(filter_calls(calls.ended(), filters_of())).order_by("-created_at")
+        paginator = LimitedCountPaginator(past, PAGE_SIZE, 1)
         count = steps("count", lambda: paginator.count)
-        steps("page", lambda: list(paginator.get_page(1)))
+        steps("page", lambda: list(paginator.requested()))
         return count
 
     return run
@@ -379,15 +377,14 @@ def search(text: str) -> Surface:
     """The call list with a search: count the matches, page 1, its snippets (calls/views.py call_list)."""
 
     def run(access: Access, steps: Steps) -> int:
-        from django.core.paginator import Paginator
-
+        from calls.pagination import LimitedCountPaginator
         from calls.search import CallFilters, filter_calls, matching_segments, search_hits
         from calls.views import PAGE_SIZE
 
         calls = steps("scope", access.calls)
-        paginator = Paginator(matching_segments(text, filter_calls(calls, CallFilters())), PAGE_SIZE)
+        paginator = LimitedCountPaginator(matching_segments(text, filter_calls(calls, CallFilters())), PAGE_SIZE, 1)
         count = steps("count", lambda: paginator.count)
-        page = steps("page", lambda: list(paginator.get_page(1)))
+        page = steps("page", lambda: list(paginator.requested()))
         steps("snippets", lambda: search_hits(text, page))
         return count
 

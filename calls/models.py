@@ -128,6 +128,13 @@ class Call(models.Model):
                 name="call_live_created_idx",
                 condition=~models.Q(state__in=["disconnected", "failed", "unanswered"]),
             ),
+            # The ended calls, newest first: the call list's first page reads 25 rows here instead of sorting
+            # every ended call (`state IN (...)` cannot take call_state_created_idx's order).
+            models.Index(
+                fields=["-created_at"],
+                name="call_ended_created_idx",
+                condition=models.Q(state__in=["disconnected", "failed", "unanswered"]),
+            ),
             # Scope (calls/permissions.py): the calls an agent or a team's agents took part in ...
             GinIndex(fields=["agent_ids"], name="call_agent_ids_idx"),
             # ... and the calls to a number or identity routed to a team.

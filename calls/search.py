@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from itertools import zip_longest
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.db.models import Count, Exists, F, Func, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Coalesce, NullIf
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -45,10 +46,12 @@ class CallFilters:
 
 
 def filter_calls(calls: QuerySet[Call], filters: CallFilters) -> QuerySet[Call]:
+    # Days in the current time zone, as a range of moments: `created_at >= midnight` can use the calls'
+    # indexes, where `created_at::date` makes PostgreSQL read every call.
     if filters.date_from:
-        calls = calls.filter(created_at__date__gte=filters.date_from)
-    if filters.date_to:
-        calls = calls.filter(created_at__date__lte=filters.date_to)
+        calls = calls.filter(created_at__gte=_start_of(filters.date_from))
+    if filters.date_to and filters.date_to < date.max:
+        calls = calls.filter(created_at__lt=_start_of(filters.date_to + timedelta(days=1)))
     if filters.state:
         calls = calls.filter(state=filters.state)
     if filters.direction:
@@ -60,6 +63,10 @@ def filter_calls(calls: QuerySet[Call], filters: CallFilters) -> QuerySet[Call]:
     if filters.on_hold:
         calls = holds.held(calls)
     return calls
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def _participant_matches(text: str) -> Q:

@@ -20,6 +20,7 @@ from calls.display import call_page_context
 from calls.exports import CONTENT_TYPES, FORMATS, export_transcript
 from calls.forms import CallFilterForm
 from calls.models import Call
+from calls.pagination import LimitedCountPaginator
 from calls.permissions import CONTROL_PERMISSION, can_watch, supervised_calls, visible_calls
 from calls.search import CallFilters, filter_calls, matching_segments, search_hits, with_summary
 
@@ -79,11 +80,11 @@ def call_list(request: HttpRequest) -> HttpResponse:
     if text:
         audit.record_request(request, None, audit.SEARCH, form.describe_search())
         segments = matching_segments(text, filter_calls(calls, filters), spoken_by=form.speaker_role())
-        page = Paginator(segments, PAGE_SIZE).get_page(request.GET.get("page"))
+        page = LimitedCountPaginator(segments, PAGE_SIZE, request.GET.get("page")).requested()
         context.update(page=page, hits=search_hits(text, list(page)))
     else:
         past_calls = with_summary(filter_calls(calls.ended(), filters)).order_by("-created_at")
-        context["page"] = Paginator(past_calls, PAGE_SIZE).get_page(request.GET.get("page"))
+        context["page"] = LimitedCountPaginator(past_calls, PAGE_SIZE, request.GET.get("page")).requested()
     return render(request, "calls/call_list.html", context)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from axes.models import AccessAttempt
@@ -318,3 +318,16 @@ def test_each_export_downloads_and_is_logged(
 
 def test_an_unknown_export_format_is_not_found(alice_client: Client, call: Call) -> None:
     assert alice_client.get(reverse("calls-transcript", args=[call.id, "docx"])).status_code == 404
+
+
+def test_the_date_filter_takes_days_in_the_configured_time_zone(alice_client: Client, settings: object) -> None:
+    settings.TIME_ZONE = "America/New_York"
+    late_evening = end(new_call("4:+14255550142"))  # 21:30 on 6 December in New York, already the 7th in UTC
+    Call.objects.filter(pk=late_evening.pk).update(created_at=datetime(2026, 12, 7, 2, 30, tzinfo=UTC))
+
+    def listed(**filters: str) -> bool:
+        return str(late_evening.id) in alice_client.get(reverse("calls-list"), filters).content.decode()
+
+    assert listed(date_from="2026-12-06", date_to="2026-12-06")
+    assert not listed(date_from="2026-12-07")
+    assert not listed(date_to="2026-12-05")

@@ -1,0 +1,63 @@
+"""The call list and search count only a little past the page shown (calls/pagination.py)."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from calls.models import Call, TranscriptSegment
+from tests.calls.conftest import new_call
+from tests.streaming import acs_packets as acs
+
+MORE_THAN_COUNTED = 1_030  # past calls/pagination.py's COUNTED_AT_LEAST of 1,000
+
+
+@pytest.fixture
+def many_ended_calls(db: None) -> None:
+    now = timezone.now()
+    Call.objects.bulk_create(
+        Call(direction=Call.Direction.INBOUND, caller=f"4:+1425555{n:04}", state=Call.State.DISCONNECTED, ended_at=now)
+        for n in range(MORE_THAN_COUNTED)
+    )
+
+
+def pagination_of(page: str) -> str:
+    return page[page.index('<nav class="pagination"') :]
+
+
+def test_a_long_call_list_says_more_than_and_every_page_stays_reachable(
+    alice_client: Client, many_ended_calls: None
+) -> None:
+    first = pagination_of(alice_client.get(reverse("calls-list")).content.decode())
+    assert "Page 1 of more than 40" in first
+    assert 'rel="next"' in first
+    # Near the end the count reaches every call, and is exact.
+    second_to_last = pagination_of(alice_client.get(reverse("calls-list"), {"page": 41}).content.decode())
+    assert "Page 41 of 42" in second_to_last
+    assert 'rel="next"' in second_to_last
+    last = alice_client.get(reverse("calls-list"), {"page": 42}).content.decode()
+    assert last.count('<th scope="row" data-label="Caller">') == MORE_THAN_COUNTED - 41 * 25
+    assert 'rel="next"' not in pagination_of(last)
+
+
+def test_a_common_word_says_more_than_a_thousand_matches_until_paged_near_the_end(alice_client: Client) -> None:
+    call = new_call()
+    TranscriptSegment.objects.bulk_create(
+        TranscriptSegment(
+            call=call,
+            subscription_id="bulk",
+            participant_raw_id=acs.CALLER,
+            text=f"I need a refund for order {n}.",
+            offset_ticks=n * 10_000_000,
+            duration_ticks=10_000_000,
+            received_at=timezone.now(),
+            sequence=n + 1,
+        )
+        for n in range(MORE_THAN_COUNTED)
+    )
+    first = alice_client.get(reverse("calls-list"), {"q": "refund"}).content.decode()
+    assert "More than 1,000 matches for “refund”" in first
+    near_the_end = alice_client.get(reverse("calls-list"), {"q": "refund", "page": 35}).content.decode()
+    assert "1,030 matches for “refund”" in near_the_end
