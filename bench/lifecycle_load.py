@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,8 @@ class Observed:
     ring_errors: Counter[str] = field(default_factory=Counter)
     app_call_ids: dict[str, str] = field(default_factory=dict)  # correlation id -> Callscribe call id
     live_finals: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (call id, text) -> seen at
+    # (call id, text) -> when the server's media socket took the final (its segment's received_at)
+    server_received: dict[tuple[str, str], float] = field(default_factory=dict)
     finals_in_snapshots: int = 0  # finals a viewer first saw in its snapshot or a resync, untimed
     viewer_errors: int = 0
     viewer_error_kinds: Counter[str] = field(default_factory=Counter)
@@ -342,6 +345,8 @@ class Run:
                     if message.get("type") == "segment":
                         key = (call_id, message["segment"]["text"])
                         self.observed.live_finals.setdefault(key, []).append(seen_at)
+                        received_at = datetime.fromisoformat(message["segment"]["received_at"]).timestamp()
+                        self.observed.server_received.setdefault(key, received_at)
                     elif message.get("type") in ("snapshot", "resume"):
                         self.observed.finals_in_snapshots += len(message.get("segments", []))
         except (OSError, websockets.WebSocketException) as error:
@@ -476,6 +481,10 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
     latencies: list[float] = []
     window_latencies: list[float] = []
     window_slices: dict[int, list[float]] = {}  # 5-second slices of the window: when the slow ones happened
+    # Each final's latency in two legs: emulator -> server (until the media socket took it; the event
+    # loop's lag is most of it) and server -> viewer (storing, publishing, Redis, the viewer's socket).
+    to_server: list[float] = []
+    through_server: list[float] = []
     window = run.window
     for call in calls:
         call_id = app_ids.get(call["correlation_id"])
@@ -487,6 +496,10 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
             seen = observed.live_finals.get((call_id or "", final["text"]))
             if seen:
                 latencies.append(seen[0] - final["sent_at"])
+                received_at = observed.server_received.get((call_id or "", final["text"]))
+                if received_at is not None:
+                    to_server.append(received_at - final["sent_at"])
+                    through_server.append(seen[0] - received_at)
                 if window and window[0].clock <= final["sent_at"] <= window[1].clock:
                     window_latencies.append(seen[0] - final["sent_at"])
                     slice_index = int((final["sent_at"] - window[0].clock) // LATENCY_SLICE_SECONDS)
@@ -530,6 +543,8 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         "finals_seen_in_snapshots": observed.finals_in_snapshots,
         "live_latency_ms": ms(latencies),
         "live_latency_window_ms": ms(window_latencies),
+        "live_latency_to_server_ms": ms(to_server),
+        "live_latency_through_server_ms": ms(through_server),
         "live_latency_window_p99_ms_by_slice": [ms(window_slices[index])["p99"] for index in sorted(window_slices)],
         "viewers": len(observed.app_call_ids),
         "list_viewers": LIST_VIEWERS,
@@ -599,7 +614,10 @@ def headline(result: dict[str, Any]) -> str:
         f"{result['viewer_errors']} {result.get('viewer_error_kinds') or ''}",
         f"live latency (emulator send -> viewer): p50 {live['p50']} ms, p99 {live['p99']} ms; "
         f"in the streaming window p50 {live_window['p50']} ms, p99 {live_window['p99']} ms; p99 by 5 s of the "
-        f"window: {result['live_latency_window_p99_ms_by_slice']}",
+        f"window: {result['live_latency_window_p99_ms_by_slice']}; in two legs, p50/p99: emulator -> server "
+        f"{result['live_latency_to_server_ms']['p50']}/{result['live_latency_to_server_ms']['p99']} ms, "
+        f"server -> viewer {result['live_latency_through_server_ms']['p50']}/"
+        f"{result['live_latency_through_server_ms']['p99']} ms",
         f"transcription packets sent {result['transcription_packets_sent']}, "
         f"unaccounted {result['transcription_packets_unaccounted']}",
         f"audio frames sent / counted / shed / unaccounted: {result['audio_frames_sent']} / "
