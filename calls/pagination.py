@@ -3,9 +3,9 @@
 Counting every ended call in a user's scope, or every segment that matches a common word, costs more
 than reading the page itself once there are a hundred thousand calls, and a scoped count costs several
 times an unscoped one (performance.md, "Scoped access"). Nobody pages through thousands of results;
-they narrow the search or the dates. So the count stops a little past what a person could page to
-from here, and the page says "more than" when there is more: every page is still reachable, Next by
-Next, and a count under the limit is exact.
+they narrow the search or the dates. So the count stops ten pages past the one shown, and the page
+says "more than" when there is more ("More than 275 matches", "Page 1 of more than 11"): every page
+is still reachable, Next by Next, and a count under the limit is exact.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from functools import cached_property
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 
-COUNTED_AT_LEAST = 1_000  # rows
 PAGES_COUNTED_AHEAD = 10
+HIGHEST_PAGE = 1_000_000  # a page number past it is taken as this, so the count's LIMIT stays a bigint
 
 
 class LimitedCountPaginator(Paginator):
     def __init__(self, object_list: QuerySet, per_page: int, requested_page: object) -> None:
         super().__init__(object_list, per_page)
         self.requested_page = requested_page
-        self.count_limit = max(COUNTED_AT_LEAST, (_page_number(requested_page) + PAGES_COUNTED_AHEAD) * per_page)
+        self.count_limit = (_page_number(requested_page) + PAGES_COUNTED_AHEAD) * per_page
 
     @cached_property
     def rows_counted(self) -> int:
@@ -45,6 +45,6 @@ class LimitedCountPaginator(Paginator):
 
 def _page_number(requested: object) -> int:
     try:
-        return max(1, int(str(requested)))
+        return min(max(1, int(str(requested))), HIGHEST_PAGE)
     except ValueError:
         return 1
