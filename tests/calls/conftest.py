@@ -101,3 +101,20 @@ def alice_client(staff_user: object) -> Client:
 @pytest.fixture
 def bob_client(supervisor: object) -> Client:
     return logged_in(supervisor)
+
+
+def bulk_segments(call: Call, count: int, line: str = "Old line {n} with some words to index.") -> None:
+    """`count` stored lines at once (`line` formatted with their number), for tests that need many."""
+    TranscriptSegment.objects.bulk_create(
+        TranscriptSegment(
+            call=call,
+            subscription_id="bulk",
+            participant_raw_id=acs.CALLER,
+            text=line.format(n=n),
+            offset_ticks=n * 10_000_000,
+            duration_ticks=10_000_000,
+            received_at=timezone.now(),
+            sequence=1000 + n,
+        )
+        for n in range(count)
+    )

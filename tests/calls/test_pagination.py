@@ -7,9 +7,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.models import Call, TranscriptSegment
-from tests.calls.conftest import new_call
-from tests.streaming import acs_packets as acs
+from calls.models import Call
+from tests.calls.conftest import bulk_segments, new_call
 
 MORE_THAN_COUNTED = 290  # page 1 counts 11 pages of 25 (calls/pagination.py): 275 rows
 
@@ -44,19 +43,7 @@ def test_a_long_call_list_says_more_than_and_every_page_stays_reachable(
 
 def test_a_common_word_says_more_than_until_paged_near_the_end(alice_client: Client) -> None:
     call = new_call()
-    TranscriptSegment.objects.bulk_create(
-        TranscriptSegment(
-            call=call,
-            subscription_id="bulk",
-            participant_raw_id=acs.CALLER,
-            text=f"I need a refund for order {n}.",
-            offset_ticks=n * 10_000_000,
-            duration_ticks=10_000_000,
-            received_at=timezone.now(),
-            sequence=n + 1,
-        )
-        for n in range(MORE_THAN_COUNTED)
-    )
+    bulk_segments(call, MORE_THAN_COUNTED, "I need a refund for order {n}.")
     first = alice_client.get(reverse("calls-list"), {"q": "refund"}).content.decode()
     assert "More than 275 matches for “refund”" in first
     near_the_end = alice_client.get(reverse("calls-list"), {"q": "refund", "page": 2}).content.decode()

@@ -28,7 +28,7 @@ from calls.models import (
     RetentionPolicy,
     TranscriptSegment,
 )
-from tests.calls.conftest import logged_in, new_call, say
+from tests.calls.conftest import bulk_segments, logged_in, new_call, say
 from tests.streaming import acs_packets as acs
 from tests.streaming.test_media_consumer import open_media_socket
 
@@ -286,19 +286,3 @@ async def test_a_purge_runs_while_another_call_streams_finals(settings: object) 
     assert stored == sent
     assert not await TranscriptSegment.objects.filter(call=expired).aexists()
     await media.disconnect()
-
-
-def bulk_segments(call: Call, count: int) -> None:
-    TranscriptSegment.objects.bulk_create(
-        TranscriptSegment(
-            call=call,
-            subscription_id="bulk",
-            participant_raw_id=acs.CALLER,
-            text=f"Old line {n} with some words to index.",
-            offset_ticks=n * 10_000_000,
-            duration_ticks=10_000_000,
-            received_at=timezone.now(),
-            sequence=1000 + n,
-        )
-        for n in range(count)
-    )
