@@ -1,4 +1,4 @@
-"""The call list and search count only a little past the page shown (calls/pagination.py)."""
+"""The call list and search count only ten pages past the page shown (calls/pagination.py)."""
 
 from __future__ import annotations
 
