@@ -7,6 +7,7 @@ publishes exactly what `group_send` would, so the layer's subscribers receive th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
@@ -22,6 +23,12 @@ GROUP_SEND_FINGERPRINT = "5d5f908ce40f335b"
 
 def group_channel_name(layer: RedisPubSubChannelLayer, group: str) -> str:
     return layer._get_group_channel_name(group)
+
+
+def group_channel_namer(layer: RedisPubSubChannelLayer) -> Callable[[str], str]:
+    """The layer's naming of group channels, for threads: the layer builds a layer per event loop and
+    answers only inside one, so this is taken on a loop; the name depends on the layer's prefix alone."""
+    return layer._get_group_channel_name
 
 
 def serialize(layer: RedisPubSubChannelLayer, message: dict[str, Any]) -> bytes:

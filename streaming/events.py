@@ -38,15 +38,19 @@ def publish(event: LiveEvent) -> None:
     """Send an event to every viewer of its call (and of the call list), from any thread, without
     waiting for delivery. calls/live_events.py runs it from `transaction.on_commit`.
 
-    In a server, sending is the event loop's publisher's job (streaming/publisher.py). Domain functions
-    run in database_sync_to_async's worker thread, which hands the event to the loop and returns: waiting
-    there for Redis would hold up every database call of the process. Outside a server (management
-    commands, sync tests) the event is sent before returning. A channel-layer failure (Redis down) is
-    logged, never raised: ingest and storage must go on without live viewers.
+    In a server, an event published on the event loop (intermediate text) goes to the loop's publisher;
+    one committed in a thread (the finals writer, a request, a socket's database thread) is sent by that
+    thread, one pipeline to Redis, rather than waiting for the loop's turns (streaming/publisher.py).
+    Before any loop has published (the layer's group names are learnt there), or outside a server
+    (management commands, sync tests), it goes to the calling loop, or is sent before returning.
+    A channel-layer failure (Redis down) is logged, never raised: ingest and storage must go on
+    without live viewers.
     """
     messages = _messages(event)
     if _in_event_loop():
         publisher.send_soon(messages)
+        return
+    if publisher.send_from_thread(messages):
         return
     loop = asgiref.calling_event_loop()
     if loop is not None:

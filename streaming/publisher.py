@@ -10,6 +10,13 @@ memory, channels_redis' core layer) get one `group_send` per message.
 
 Publishing never waits for Redis. When Redis is away the events are dropped and counted (viewers
 resync from the database); when more than MAX_WAITING_MESSAGES pile up, the oldest are.
+
+Events committed in a thread (the finals writer, a request, a socket's database thread: every event
+with a sequence number) are sent by that thread itself, a pipeline per event, once a loop has learnt
+the layer's group names (`send_from_thread`): handing them to the loop cost a final 25-45 ms of the
+loop's turns while a hundred calls set up (docs/performance.md). Such a thread waits for Redis at most
+THREAD_REDIS_TIMEOUT_SECONDS once; after a failure the threads hand their events to the loop again
+for REDIS_AWAY_SECONDS, so an outage costs them no more waiting and Redis's return is seen at once.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ import logging
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+import redis as sync_redis
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
@@ -90,11 +99,67 @@ _publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Publisher] = w
 
 def send_soon(messages: list[Message]) -> None:
     """Queue messages for their groups on the running event loop's publisher."""
+    _learn_group_names(get_channel_layer())
     loop = asyncio.get_running_loop()
     publisher = _publishers.get(loop)
     if publisher is None:
         publisher = _publishers[loop] = Publisher()
     publisher.add(messages)
+
+
+# --- from the threads that commit events (see the module's docstring) ------------------------------
+
+THREAD_REDIS_TIMEOUT_SECONDS = 0.25
+REDIS_AWAY_SECONDS = 5.0  # a Redis that drops packets costs a thread one timeout per 5 s
+
+_group_namers: weakref.WeakKeyDictionary[Any, Callable[[str], str]] = weakref.WeakKeyDictionary()
+
+
+class ThreadRedis:
+    """One Redis server as the threads see it: a client (thread-safe, pooled) and, after a failure,
+    until when to leave publishing to the loop."""
+
+    def __init__(self, url: str) -> None:
+        self.client = sync_redis.Redis.from_url(
+            url, socket_connect_timeout=THREAD_REDIS_TIMEOUT_SECONDS, socket_timeout=THREAD_REDIS_TIMEOUT_SECONDS
+        )
+        self.away_until = 0.0
+
+
+_thread_redis: dict[str, ThreadRedis] = {}
+
+
+def _learn_group_names(layer: Any) -> None:
+    if isinstance(layer, RedisPubSubChannelLayer) and layer not in _group_namers:
+        _group_namers[layer] = channels_redis.group_channel_namer(layer)
+
+
+def send_from_thread(messages: list[Message]) -> bool:
+    """Publish now, from a thread without an event loop. False when this layer's group names are not
+    known yet (no loop has published through it), or Redis failed this thread path less than
+    REDIS_AWAY_SECONDS ago: then the caller hands the messages to a loop, whose publisher sends them,
+    or drops and counts them, as it does its own."""
+    layer = get_channel_layer()
+    group_channel_name = _group_namers.get(layer)
+    if group_channel_name is None:
+        return False
+    redis_server = _thread_redis.get(settings.REDIS_URL) or _thread_redis.setdefault(
+        settings.REDIS_URL, ThreadRedis(settings.REDIS_URL)
+    )
+    if time.monotonic() < redis_server.away_until:
+        return False
+    try:
+        with redis_server.client.pipeline(transaction=False) as pipeline:
+            for group, message in messages:
+                pipeline.publish(group_channel_name(group), channels_redis.serialize(layer, message))
+            pipeline.execute()
+    except sync_redis.RedisError as error:
+        redis_server.away_until = time.monotonic() + REDIS_AWAY_SECONDS
+        logger.warning(
+            "Redis failed a thread's publish (%s); the event loop publishes for %d s", error, REDIS_AWAY_SECONDS
+        )
+        return False
+    return True
 
 
 async def send_now(messages: list[Message]) -> None:
