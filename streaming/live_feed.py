@@ -181,8 +181,25 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
 
 
 _views: dict[tuple[str, int], asyncio.Future[dict[str, Any] | None]] = {}
-_reads_not_begun: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
 VIEW_KEPT_SECONDS = 5.0
+
+
+class _ViewRead:
+    """A read of a call's description, and whether its database thread has begun it: until then, an
+    event that arrives may share it (the thread sets `begun`, the event loop alone keeps the table)."""
+
+    def __init__(self, call_id: str) -> None:
+        self.begun = False
+        self.future: asyncio.Future[dict[str, Any] | None] = asyncio.ensure_future(
+            database_sync_to_async(self._read)(call_id)
+        )
+
+    def _read(self, call_id: str) -> dict[str, Any] | None:
+        self.begun = True  # from here on, a later event needs a read of its own
+        return live.call_view(call_id)
+
+
+_reads_not_begun: dict[str, _ViewRead] = {}
 
 
 def shared_call_view(call_id: str, sequence: int) -> asyncio.Future[dict[str, Any] | None]:
@@ -206,19 +223,13 @@ def _view_read_after_now(call_id: str) -> asyncio.Future[dict[str, Any] | None]:
     and the sockets' database threads are busy: the events that arrive while one read waits share it,
     instead of queueing a read each (a newer description is as good: it is the whole page's state)."""
     waiting = _reads_not_begun.get(call_id)
-    if waiting is not None:
-        return waiting
-
-    def read() -> dict[str, Any] | None:
-        _forget_waiting(call_id, future)  # from here on, a later event needs a read of its own
-        return live.call_view(call_id)
-
-    future: asyncio.Future[dict[str, Any] | None] = asyncio.ensure_future(database_sync_to_async(read)())
-    _reads_not_begun[call_id] = future
-    future.add_done_callback(lambda _: _forget_waiting(call_id, future))
-    return future
+    if waiting is not None and not waiting.begun:
+        return waiting.future
+    pending = _reads_not_begun[call_id] = _ViewRead(call_id)
+    pending.future.add_done_callback(lambda _: _forget(call_id, pending))
+    return pending.future
 
 
-def _forget_waiting(call_id: str, read: asyncio.Future[dict[str, Any] | None]) -> None:
+def _forget(call_id: str, read: _ViewRead) -> None:
     if _reads_not_begun.get(call_id) is read:
-        _reads_not_begun.pop(call_id, None)
+        del _reads_not_begun[call_id]

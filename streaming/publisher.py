@@ -78,6 +78,7 @@ class Publisher:
         if not isinstance(layer, RedisPubSubChannelLayer):
             await _group_send_each(layer, batch)
             return
+        _learn_group_names(layer)
         if self.redis is None:
             # The layer is configured with this one host (config/settings.py), so every group's
             # subscribers listen on it.
@@ -99,7 +100,6 @@ _publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Publisher] = w
 
 def send_soon(messages: list[Message]) -> None:
     """Queue messages for their groups on the running event loop's publisher."""
-    _learn_group_names(get_channel_layer())
     loop = asyncio.get_running_loop()
     publisher = _publishers.get(loop)
     if publisher is None:
@@ -129,8 +129,9 @@ class ThreadRedis:
 _thread_redis: dict[str, ThreadRedis] = {}
 
 
-def _learn_group_names(layer: Any) -> None:
-    if isinstance(layer, RedisPubSubChannelLayer) and layer not in _group_namers:
+def _learn_group_names(layer: RedisPubSubChannelLayer) -> None:
+    """Once per layer, on the loop's first batch: from then on threads publish themselves."""
+    if layer not in _group_namers:
         _group_namers[layer] = channels_redis.group_channel_namer(layer)
 
 
