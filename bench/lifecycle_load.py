@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -29,7 +30,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +65,7 @@ BENCH_APPLICATION_NAME = "callscribe-bench"  # the bench's own PostgreSQL connec
 INCOMING_CALL_SECRET = "bench-incoming-call-secret"
 SCRIPT_NAME = "bench_call"
 LIST_VIEWERS = 3  # staff on the call list (ws/calls/), besides one viewer per call
+VIEWER_RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds, as static/calls/live.js waits
 SETTLE_SECONDS = 3.0  # after the last call is answered, before the streaming window starts
 END_MARGIN = 2.0  # the streaming window ends this long before the first call's script does
 VIEWER_GRACE = 5.0  # how long viewers may take to receive the last finals
@@ -221,6 +223,7 @@ class Observed:
     finals_in_snapshots: int = 0  # finals a viewer first saw in its snapshot or a resync, untimed
     viewer_errors: int = 0
     viewer_error_kinds: Counter[str] = field(default_factory=Counter)
+    viewers_never_in: int = 0  # viewers whose every handshake failed, reconnecting until the run ended
     list_viewer_messages: int = 0
     first_ring: float = 0.0  # time.monotonic()
     last_answered: float = 0.0
@@ -335,33 +338,47 @@ class Run:
 
     async def view_call(self, call_id: str, ready: asyncio.Event) -> None:
         """A staff browser on the call's page: times each final pushed live; counts those in snapshots."""
-        try:
-            async with connect(
-                f"ws://{self.base}/ws/calls/{call_id}/", additional_headers=self.headers, max_size=None
-            ) as viewer:
-                ready.set()
-                async for raw in self.messages(viewer):
-                    message, seen_at = json.loads(raw), time.time()
-                    if message.get("type") == "segment":
-                        key = (call_id, message["segment"]["text"])
-                        self.observed.live_finals.setdefault(key, []).append(seen_at)
-                        received_at = datetime.fromisoformat(message["segment"]["received_at"]).timestamp()
-                        self.observed.server_received.setdefault(key, received_at)
-                    elif message.get("type") in ("snapshot", "resume"):
-                        self.observed.finals_in_snapshots += len(message.get("segments", []))
-        except (OSError, websockets.WebSocketException) as error:
-            self.viewer_failed(error)
-        ready.set()
+
+        def take(raw: str | bytes) -> None:
+            message, seen_at = json.loads(raw), time.time()
+            if message.get("type") == "segment":
+                key = (call_id, message["segment"]["text"])
+                self.observed.live_finals.setdefault(key, []).append(seen_at)
+                received_at = datetime.fromisoformat(message["segment"]["received_at"]).timestamp()
+                self.observed.server_received.setdefault(key, received_at)
+            elif message.get("type") in ("snapshot", "resume"):
+                self.observed.finals_in_snapshots += len(message.get("segments", []))
+
+        await self.keep_viewing(f"/ws/calls/{call_id}/", take, ready)
 
     async def view_list(self, ready: asyncio.Event) -> None:
-        try:
-            async with connect(f"ws://{self.base}/ws/calls/", additional_headers=self.headers) as viewer:
-                ready.set()
-                async for _ in self.messages(viewer):
-                    self.observed.list_viewer_messages += 1
-        except (OSError, websockets.WebSocketException) as error:
-            self.viewer_failed(error)
-        ready.set()
+        def take(raw: str | bytes) -> None:
+            self.observed.list_viewer_messages += 1
+
+        await self.keep_viewing("/ws/calls/", take, ready)
+
+    async def keep_viewing(self, path: str, take: Callable[[str | bytes], None], ready: asyncio.Event) -> None:
+        """Connected until the run ends, reconnecting after a failed handshake or a dropped socket with the
+        delays of a staff page (static/calls/live.js), so that a refused viewer still costs the server what a
+        browser's would. Every failure is counted; a viewer that never got in is counted once more."""
+        failures, connected = 0, False
+        while not self.stop_viewers.is_set():
+            try:
+                async with connect(f"ws://{self.base}{path}", additional_headers=self.headers, max_size=None) as viewer:
+                    failures, connected = 0, True
+                    ready.set()
+                    async for raw in self.messages(viewer):
+                        take(raw)
+                    return
+            except (OSError, websockets.WebSocketException) as error:
+                self.viewer_failed(error)
+            ready.set()  # the call's ring goes on whether or not its viewer got in
+            delay = VIEWER_RECONNECT_DELAYS[min(failures, len(VIEWER_RECONNECT_DELAYS) - 1)]
+            failures += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_viewers.wait(), delay)
+        if not connected:
+            self.observed.viewers_never_in += 1
 
     def viewer_failed(self, error: Exception) -> None:
         """Counted, and by kind: a refused or timed-out handshake reads differently from a socket dropped later."""
@@ -550,6 +567,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         "list_viewers": LIST_VIEWERS,
         "viewer_errors": observed.viewer_errors,
         "viewer_error_kinds": dict(observed.viewer_error_kinds),
+        "viewers_never_in": observed.viewers_never_in,
         "audio_frames_sent": audio_sent,
         "audio_frames_counted": audio_counted,
         "audio_frames_shed": shed,
@@ -610,8 +628,9 @@ def headline(result: dict[str, Any]) -> str:
         f"({result['pg_samples']} samples)",
         f"finals sent / lost / duplicated: {result['finals_sent']} / {result['finals_lost']} / "
         f"{result['finals_duplicated']}; seen live by viewers {result['finals_seen_live']}",
-        f"viewers: {result['viewers']} on calls, {result['list_viewers']} on the list; errors (refused or dropped) "
-        f"{result['viewer_errors']} {result.get('viewer_error_kinds') or ''}",
+        f"viewers: {result['viewers']} on calls, {result['list_viewers']} on the list; errors (refused or dropped, "
+        f"each followed by a reconnect) {result['viewer_errors']} {result.get('viewer_error_kinds') or ''}; never got "
+        f"in {result.get('viewers_never_in', '-')}",
         f"live latency (emulator send -> viewer): p50 {live['p50']} ms, p99 {live['p99']} ms; "
         f"in the streaming window p50 {live_window['p50']} ms, p99 {live_window['p99']} ms; p99 by 5 s of the "
         f"window: {result['live_latency_window_p99_ms_by_slice']}; in two legs, p50/p99: emulator -> server "
