@@ -1,5 +1,6 @@
-"""Django's psycopg connection, for the one statement Callscribe prepares (the finals insert), and
-Django's psycopg pool, whose numbers /metrics shows (config/database_pool.py).
+"""Django's psycopg connection, for the one statement Callscribe prepares (the finals insert);
+Django's psycopg pool, whose numbers /metrics shows (config/database_pool.py); and a related manager's
+prefetch cache, for the rows of the call page's description read in fixed SQL (calls/call_reads.py).
 
 Django's cursors bind parameters on the client and are never prepared; a psycopg cursor on Django's
 own connection is. Django turns psycopg's preparing off unless the `prepare_threshold` option is set
@@ -12,8 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 from django.db.backends.postgresql.base import DatabaseWrapper
+from django.db.models import Model
 
 from compat import incompatible, require_attributes
 
@@ -31,7 +34,27 @@ def connection_pool(alias: str = "default") -> object | None:
     return connections[alias].pool
 
 
+def give_prefetched(instance: Model, relation: str, rows: list[Model]) -> None:
+    """Makes `instance.<relation>.all()` return `rows` without a query, as prefetch_related leaves it.
+    Django has no public way to hand a related manager rows read otherwise."""
+    queryset = getattr(instance, relation).get_queryset()
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+    if not hasattr(instance, "_prefetched_objects_cache"):
+        instance._prefetched_objects_cache = {}
+    instance._prefetched_objects_cache[relation] = queryset
+
+
+def _check_give_prefetched() -> None:
+    content_type, rows = ContentType(pk=0), []
+    give_prefetched(content_type, "permission_set", rows)
+    queryset = content_type.permission_set.all()
+    if getattr(queryset, "_result_cache", None) is not rows or not getattr(queryset, "_prefetch_done", False):
+        raise incompatible("Django", "a related manager no longer reads its rows from _prefetched_objects_cache")
+
+
 def check() -> None:
+    _check_give_prefetched()
     require_attributes("Django", DatabaseWrapper, ("ensure_connection", "wrap_database_errors", "pool"))
     if not hasattr(connection, "connection"):
         raise incompatible("Django", "the database wrapper keeps no `connection` to its driver")

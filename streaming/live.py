@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from calls import audit, display, live_events
+from calls import audit, call_reads, display, live_events
 from calls.models import Call
 from calls.permissions import Scope, scope_of, session_user
 
@@ -54,7 +54,9 @@ def call_state_now(call_id: uuid.UUID) -> str | None:
 
 def call_state(call_id: str, after: int | None) -> dict[str, Any]:
     """The call as it stands, with its final segments numbered above `after` (all of them when None)."""
-    call = Call.objects.prefetch_related("participants", "streams", "gaps").get(pk=call_id)
+    call = call_reads.call_with_parts(call_id)
+    if call is None:
+        raise Call.DoesNotExist(call_id)
     return {
         "type": "snapshot" if after is None else "resume",
         "call_id": str(call.id),
@@ -73,7 +75,7 @@ def call_state(call_id: str, after: int | None) -> dict[str, Any]:
 def call_view(call_id: str) -> dict[str, Any] | None:
     """The call page's description of the call as it stands (calls.display.call_view), which the feed
     adds to each call and stream event it sends a call page; None once the call has been deleted."""
-    call = Call.objects.prefetch_related("participants", "streams", "gaps").filter(pk=call_id).first()
+    call = call_reads.call_with_parts(call_id)
     return display.call_view(call) if call is not None else None
 
 

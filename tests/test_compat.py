@@ -116,3 +116,15 @@ async def test_a_worker_thread_finds_the_event_loop_that_called_it() -> None:
     assert found is asyncio.get_running_loop()
     assert await sync_to_async(asgiref.calling_event_loop, thread_sensitive=False)() is asyncio.get_running_loop()
     assert asgiref.calling_event_loop() is None  # not a worker thread
+
+
+def test_a_django_whose_related_managers_ignore_the_prefetch_cache_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    def uncached(self):
+        return Permission.objects.filter(content_type=self.instance)
+
+    manager = ContentType.permission_set.related_manager_cls
+    message = refused(django_db.check, monkeypatch, manager, "get_queryset", uncached)
+    assert message.startswith(f"Django {metadata.version('Django')}: ")
