@@ -2,9 +2,9 @@
 (calls.display.call_view), read in four statements whose SQL is written once.
 
 The live feed reads that description again at every call and stream event of a watched call: six
-times per call while a burst of calls sets up. Through the ORM, with the three relations prefetched, a
-read cost about 3 ms of the core, nearly all of it building the four queries' SQL; with the SQL
-built once it costs about 0.5 ms (docs/performance.md, "The call page's description read"). The rows
+times per call while a burst of calls sets up. Through the ORM, with the three relations prefetched, the
+description cost about 4 ms of the core, most of it building the four queries' SQL; with the SQL built
+once, about 1 ms (bench/description_read.py; docs/performance.md, "Night trials"). The rows
 are handed to the call's related managers as prefetch_related would hand them (compat/django_db.py),
 so everything that reads a prefetched call reads this one the same way.
 """

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 from django.db.backends.postgresql.base import DatabaseWrapper
 from django.db.models import Model
@@ -46,6 +45,8 @@ def give_prefetched(instance: Model, relation: str, rows: list[Model]) -> None:
 
 
 def _check_give_prefetched() -> None:
+    from django.contrib.contenttypes.models import ContentType  # a model: only once the apps are loaded
+
     content_type, rows = ContentType(pk=0), []
     give_prefetched(content_type, "permission_set", rows)
     queryset = content_type.permission_set.all()
