@@ -19,6 +19,7 @@ from django.conf import settings  # noqa: E402
 from calls.recovery import start_worker_thread  # noqa: E402
 from compat import autobahn  # noqa: E402
 from config import database_pool  # noqa: E402
+from config.request_threads import RequestThreads  # noqa: E402
 from streaming import runtime  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
@@ -55,7 +56,7 @@ class StartRuntime:
 application = StartRuntime(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_application,
+            "http": RequestThreads(django_asgi_application),
             "websocket": URLRouter(websocket_urlpatterns),
         }
     )
