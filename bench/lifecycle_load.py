@@ -456,6 +456,29 @@ def ms(values: list[float]) -> dict[str, float]:
     }
 
 
+SETUP_CALLBACKS = ("CallConnected", "ParticipantsUpdated", "MediaStreamingStarted", "TranscriptionStarted")
+
+
+def setup_moments(calls: list[dict[str, Any]], window: tuple[Moment, Moment] | None) -> dict[str, float | None]:
+    """When the calls' setup work ended (the app answered the last of their setup callbacks), and when the
+    streaming window started, in seconds after the first ring: setup still running in the window is work
+    the window's finals shared the core with."""
+    rung = [call["timing"]["incoming_call_sent_at"] for call in calls if call["timing"]["incoming_call_sent_at"]]
+    answered = [
+        delivery["answered_at"]
+        for call in calls
+        for delivery in call["callbacks"]
+        if delivery["type"].rsplit(".", 1)[-1] in SETUP_CALLBACKS and delivery.get("answered_at")
+    ]
+    if not rung:
+        return {"setup_ended_after_first_ring_s": None, "window_started_after_first_ring_s": None}
+    first_ring = min(rung)
+    return {
+        "setup_ended_after_first_ring_s": round(max(answered) - first_ring, 2) if answered else None,
+        "window_started_after_first_ring_s": round(window[0].clock - first_ring, 2) if window else None,
+    }
+
+
 def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> dict[str, Any]:
     args, observed = run.args, run.observed
     start, end = moments
@@ -485,6 +508,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
     webhooks_given_up = Counter(
         name for name, attempts in deliveries if not attempts or not 200 <= (attempts[-1] or 0) < 300
     )
+    setup_timing = setup_moments(calls, run.window)
     event_grid = Counter(
         f"{kind} {ring.get(f'{kind}_status')}"
         for ring in observed.rings
@@ -540,6 +564,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         "ring_errors": dict(observed.ring_errors),
         "time_to_answer_ms": ms(to_answer),
         "incoming_call_response_ms": ms(observed.ring_seconds),
+        **setup_timing,
         "event_grid_by_status": dict(event_grid),
         "webhooks_by_status": dict(webhooks),
         "webhooks_not_2xx": dict(failed_webhooks),
@@ -620,6 +645,9 @@ def headline(result: dict[str, Any]) -> str:
         f"time to answer (IncomingCall sent -> answer received): p50 {answer['p50']} ms, p99 {answer['p99']} ms; "
         f"the app's answer to the IncomingCall itself p50 {result['incoming_call_response_ms']['p50']} ms, "
         f"p99 {result['incoming_call_response_ms']['p99']} ms",
+        f"the calls' setup ended (last setup callback answered) {result.get('setup_ended_after_first_ring_s')} s "
+        f"after the first ring; the streaming window started {result.get('window_started_after_first_ring_s')} s "
+        "after it",
         f"Event Grid deliveries by status: {result['event_grid_by_status']}",
         f"callback tries by status: {result['webhooks_by_status']}; not 2xx: {result['webhooks_not_2xx']}; "
         f"given up: {result['webhooks_given_up']}",

@@ -6,8 +6,10 @@ DATABASE_REQUEST_SLOTS requests run at once, so however many arrive, the media p
 workers keep the connections they need: a burst of webhooks or a flood of logins waits its turn
 instead of stalling every call's transcript behind it. ACS's webhooks have DATABASE_WEBHOOK_SLOTS of
 them to themselves, so a flood of logins never keeps a caller from being answered, and they wait
-WEBHOOK_SLOT_TIMEOUT for one; DATABASE_RING_SLOTS of those are IncomingCall's alone, so a burst of
-callbacks never holds up a ring. Other requests share the rest and wait DATABASE_POOL_TIMEOUT. A request
+WEBHOOK_SLOT_TIMEOUT for one. IncomingCall may take any of those; callbacks always leave
+DATABASE_RING_RESERVE of them to it, so a burst of callbacks never holds up a ring, and once the rings
+of a burst are answered its callbacks get the rest. Other requests share the remaining slots and wait
+DATABASE_POOL_TIMEOUT. A request
 that waits that long for its turn or its connection, or finds the database away, answers 503 with
 Retry-After instead of 500:
 ACS and Event Grid deliver a webhook again after any non-2xx answer (a 500 would too, but it says "our
@@ -60,28 +62,43 @@ pool_timeouts = Counter(
 class DatabaseBusyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        rings, webhooks = settings.DATABASE_RING_SLOTS, settings.DATABASE_WEBHOOK_SLOTS
-        self.ring_slots = threading.BoundedSemaphore(rings)
-        self.callback_slots = threading.BoundedSemaphore(webhooks - rings)
+        webhooks = settings.DATABASE_WEBHOOK_SLOTS
+        self.webhook_slots = threading.BoundedSemaphore(webhooks)
+        # A callback takes one of these before its webhook slot: at most this many callbacks hold or wait
+        # for webhook slots, so the ring reserve is never theirs.
+        self.callback_share = threading.BoundedSemaphore(webhooks - settings.DATABASE_RING_RESERVE)
         self.other_slots = threading.BoundedSemaphore(settings.DATABASE_REQUEST_SLOTS - webhooks)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        slots, timeout = self._slots_for(request.path_info)
-        if not slots.acquire(timeout=timeout):
+        taken = self._take_slots(request.path_info)
+        if taken is None:
             busy_responses.labels("request_slots").inc()
             logger.warning("%s %s answered 503: every request slot stayed taken", request.method, request.path)
             return busy_response(request)
         try:
             return self.get_response(request)
         finally:
-            slots.release()
+            for slots in reversed(taken):
+                slots.release()
 
-    def _slots_for(self, path: str) -> tuple[threading.BoundedSemaphore, float]:
+    def _take_slots(self, path: str) -> list[threading.BoundedSemaphore] | None:
+        """The semaphores this request now holds, in the order taken; None if one stayed taken until its
+        timeout (then nothing is held)."""
         if path == reverse("acs-incoming-call"):
-            return self.ring_slots, settings.WEBHOOK_SLOT_TIMEOUT
-        if path == reverse("acs-callbacks"):
-            return self.callback_slots, settings.WEBHOOK_SLOT_TIMEOUT
-        return self.other_slots, settings.DATABASE_POOL_TIMEOUT
+            needed, timeout = [self.webhook_slots], settings.WEBHOOK_SLOT_TIMEOUT
+        elif path == reverse("acs-callbacks"):
+            needed, timeout = [self.callback_share, self.webhook_slots], settings.WEBHOOK_SLOT_TIMEOUT
+        else:
+            needed, timeout = [self.other_slots], settings.DATABASE_POOL_TIMEOUT
+        deadline = time.monotonic() + timeout
+        taken: list[threading.BoundedSemaphore] = []
+        for slots in needed:
+            if not slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                for held in reversed(taken):
+                    held.release()
+                return None
+            taken.append(slots)
+        return taken
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, OperationalError):

@@ -221,12 +221,14 @@ if DATABASE_REQUEST_SLOTS < 3:
         "each answer worker one, and requests need at least three (rings, callbacks, everything else)."
     )
 # Of those, two thirds are ACS's webhooks' own: a flood of logins or page views cannot keep a ringing
-# caller from being answered, nor a burst of callbacks keep staff from their pages. Two thirds of the
-# webhooks' are for rings (IncomingCall) alone: in a burst, the callbacks of the calls answered first
-# (four or five each) would otherwise hold up the rings of the rest, and a ring spends most of its time
-# waiting its turn for the one core, so more of them at once answer a burst sooner (docs/performance.md).
+# caller from being answered, nor a burst of callbacks keep staff from their pages. Rings (IncomingCall)
+# may take any of the webhooks' slots, callbacks all but a third of them: in a burst, the callbacks of
+# the calls answered first (four or five each) never hold up the rings of the rest, and once the rings are
+# answered the callbacks that set the calls up get most of the slots. Both spend most of their time in a
+# slot waiting their turn for the one core, so more of them at once get a burst answered and set up sooner
+# (docs/performance.md, "Callbacks share the rings' slots").
 DATABASE_WEBHOOK_SLOTS = max(2, DATABASE_REQUEST_SLOTS * 2 // 3)
-DATABASE_RING_SLOTS = DATABASE_WEBHOOK_SLOTS * 2 // 3
+DATABASE_RING_RESERVE = max(1, DATABASE_WEBHOOK_SLOTS // 3)
 # A webhook waits longer for its turn than a page does: a 503 costs a ringing caller Event Grid's retry
 # (10 s or more later), while Event Grid and ACS wait 30 s for an answer.
 WEBHOOK_SLOT_TIMEOUT = env.float("WEBHOOK_SLOT_TIMEOUT", default=15.0)

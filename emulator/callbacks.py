@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import aiohttp
@@ -47,7 +48,14 @@ class CallbackSender:
             except Exception:  # a bad callback URL must never take the emulator down
                 log.exception("call %s: callback %s could not be sent", self.call_id, event["type"])
                 status = None
-            delivery = {"type": event["type"], "url": url, "status": status, "time": event["time"]}
+            # answered_at: the wall clock (time.time()) when the last try ended, for a benchmark on this machine.
+            delivery = {
+                "type": event["type"],
+                "url": url,
+                "status": status,
+                "time": event["time"],
+                "answered_at": time.time(),
+            }
             self.deliveries.append({**delivery, "attempts": attempts})
 
     async def _deliver(self, url: str, event: dict[str, Any], attempts: list[int | None]) -> int | None:

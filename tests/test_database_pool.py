@@ -32,8 +32,8 @@ from tests.streaming import acs_packets as acs
 pytestmark = pytest.mark.django_db(transaction=True)
 
 POOL_MAX = 10  # with one answer worker and one socket database thread: 6 kept for the media path (with the two
-# handshake threads), 1 for the worker, 3 for requests: one for rings (IncomingCall), one for callbacks, one for
-# everything else
+# handshake threads), 1 for the worker, 3 for requests: two for webhooks (one of them kept for rings, IncomingCall),
+# one for everything else
 INCOMING_CALL_SECRET = "pool-test-secret"
 
 
@@ -189,6 +189,30 @@ def test_a_webhook_that_gets_no_connection_in_time_answers_503_and_stores_nothin
         assert callback(server, call, "callback-while-busy").status_code == 200  # ACS delivers it again
     assert CallEvent.objects.filter(event_id="callback-while-busy").count() == 1
     assert Call.objects.filter(server_call_id="server-ring-while-callbacks-wait").count() == 1
+
+
+def test_callbacks_use_the_webhook_slots_rings_do_not_need_but_never_the_rings_reserve() -> None:
+    """With 12 connections, requests get 5 slots: 3 for webhooks, of which callbacks may hold 2 (the
+    third is kept for rings), and 2 for everything else."""
+    call = connected_call("held-call")
+
+    with (
+        small_pool_server(DATABASE_POOL_MAX_SIZE="12", WEBHOOK_SLOT_TIMEOUT="0.5") as (server, _),
+        psycopg.connect(database_url()) as holder,
+        ThreadPoolExecutor(max_workers=2) as senders,
+    ):
+        holder.execute("SELECT 1 FROM calls_call WHERE id = %s FOR UPDATE", [call.pk])
+        held = [senders.submit(callback, server, call, f"held-{number}") for number in range(2)]
+        time.sleep(1.0)  # both callbacks hold a webhook slot, waiting for the row; neither has timed out
+
+        busy = callback(server, call, "third-callback")
+        assert busy.status_code == 503
+        assert ring(server, "ring-while-two-callbacks-wait").status_code == 200
+
+        holder.rollback()
+        assert [future.result().status_code for future in held] == [200, 200]
+    assert CallEvent.objects.filter(event_id__startswith="held-").count() == 2
+    assert not CallEvent.objects.filter(event_id="third-callback").exists()
 
 
 def test_a_flood_of_logins_waiting_for_the_database_never_keeps_a_caller_from_being_answered() -> None:
