@@ -1,15 +1,19 @@
 """What one read of a call page's description costs the core: the live feed's read (streaming.live.call_view,
 fixed SQL through calls/call_reads.py) against the same description read through the ORM with the
 call's participants, streams and gaps prefetched (how it was read before), alternating, in one process.
+And the same for the read every callback, answer and stream change starts with, a call locked for a
+change: calls/call_reads.locked_call against the ORM's select_for_update(no_key=True), each in a
+transaction of its own (the transaction's BEGIN and COMMIT counted in both).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/description_read.py \\
         [--calls 100] [--rounds 10] [--output results/description_read.jsonl]
 
 Re-creates a database of its own (`callscribe_description_bench`) with --calls connected calls shaped like
 the lifecycle bench's: two participants, an audio and a transcription stream, and for every other call an
-ended gap. Each round reads every call's description once each way; the report gives process CPU (and
-wall) time per read, the median over rounds, and the ratio. The live feed reads a call's description at
-each call and stream event of a watched call, six times per call in a burst (docs/performance.md).
+ended gap. Each round reads every call's description once each way, then locks every call once each
+way; the report gives process CPU (and wall) time per read, the median over rounds, and the ratios. The
+live feed reads a call's description at each call and stream event of a watched call, six times per call
+in a burst; a call is locked about eleven times over its life (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -62,6 +66,28 @@ def orm_call_view(call_id: str) -> dict[str, Any] | None:
     return display.call_view(call) if call is not None else None
 
 
+def orm_locked_call(call_id: str) -> Any:
+    from django.db import transaction
+
+    from calls.models import Call
+
+    with transaction.atomic():
+        return Call.objects.select_for_update(no_key=True).filter(pk=call_id).first()
+
+
+def fixed_locked_call(call_id: str) -> Any:
+    from django.db import transaction
+
+    from calls import call_reads
+
+    with transaction.atomic():
+        return call_reads.locked_call(call_id)
+
+
+def fields(call: Any) -> list[Any]:
+    return [getattr(call, field.attname) for field in type(call)._meta.concrete_fields]
+
+
 def per_read(read: Callable[[str], Any], ids: list[str]) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     for call_id in ids:
@@ -86,9 +112,16 @@ def main() -> None:
     from streaming import live
 
     ids = fill(options.calls)
-    ways = {"orm_prefetch": orm_call_view, "fixed_sql": live.call_view}
+    ways = {
+        "orm_prefetch": orm_call_view,
+        "fixed_sql": live.call_view,
+        "orm_locked": orm_locked_call,
+        "fixed_locked": fixed_locked_call,
+    }
     if any(orm_call_view(call_id) != live.call_view(call_id) for call_id in ids):
         raise SystemExit("the two reads disagree: fix calls/call_reads.py before timing it")
+    if any(fields(orm_locked_call(call_id)) != fields(fixed_locked_call(call_id)) for call_id in ids):
+        raise SystemExit("the two locked reads disagree: fix calls/call_reads.py before timing it")
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
     for _ in range(options.rounds):
         for name, read in ways.items():
@@ -98,6 +131,7 @@ def main() -> None:
         result[f"{name}_cpu_ms"] = round(statistics.median(cpu for cpu, _ in times[name]), 3)
         result[f"{name}_wall_ms"] = round(statistics.median(wall for _, wall in times[name]), 3)
     result["cpu_ratio"] = round(result["fixed_sql_cpu_ms"] / result["orm_prefetch_cpu_ms"], 3)
+    result["locked_cpu_ratio"] = round(result["fixed_locked_cpu_ms"] / result["orm_locked_cpu_ms"], 3)
     result["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     print(json.dumps(result, indent=2))
     if options.output:

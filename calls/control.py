@@ -22,7 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
-from calls import acs, live_events, participants, retention, services, stream_state
+from calls import acs, call_reads, live_events, participants, retention, services, stream_state
 from calls.acs import AcsError
 from calls.models import Call, CallEvent, RecoveryJob
 from calls.stream_state import MEDIA, STREAM_KINDS, TRANSCRIPTION, StreamKind
@@ -53,7 +53,7 @@ class InvalidRequest(ControlError):
 
 def locked_call(call_id: uuid.UUID) -> Call:
     """The call, locked until the surrounding transaction commits. Call inside transaction.atomic()."""
-    return Call.objects.locked_for_change().get(pk=call_id)
+    return call_reads.locked_call(call_id)
 
 
 def record_event(call: Call | None, event_type: str, message: str = "", **payload: Any) -> CallEvent:

@@ -237,7 +237,7 @@ def save_with_sequence(
     """Save a call's changed fields with its next live-feed number, in one UPDATE, and publish after
     commit: the stream's new state when `stream` is given, else the call's (`change` says what changed).
 
-    The call must have been read under its row lock in this transaction (`locked_for_change`), or created
+    The call must have been read under its row lock in this transaction (`call_reads.locked_call`), or created
     in it: the lock orders the changes of one call across every process, so the number read with it is
     the latest. Finals are numbered inside their own insert (`services._INSERT_FINALS`), under the same lock.
     """

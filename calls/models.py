@@ -40,15 +40,6 @@ class CallQuerySet(models.QuerySet["Call"]):
     def ended(self) -> CallQuerySet:
         return self.filter(state__in=ENDED_STATES)
 
-    def locked_for_change(self) -> CallQuerySet:
-        """Lock the calls until the transaction commits, so changes to one call happen one at a time.
-
-        FOR NO KEY UPDATE, not FOR UPDATE: rows that only point at a call (participants, segments,
-        gaps, events) must still pass their foreign-key check meanwhile. FOR UPDATE blocks that
-        check, which deadlocked a webhook inserting a participant a media socket had just inserted.
-        """
-        return self.select_for_update(no_key=True)
-
 
 class Call(models.Model):
     class State(models.TextChoices):

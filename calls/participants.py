@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
-from calls import live_events
+from calls import call_reads, live_events
 from calls.agent_identities import is_agent_identity
 from calls.models import Agent, AgentIdentity, Call, Participant, participant_kind
 
@@ -74,7 +74,7 @@ def note_participant(*, call_id: uuid.UUID, raw_id: str) -> None:
 def _agent_joined(call_id: uuid.UUID, raw_id: str, agent: Agent) -> Participant:
     # The call is locked first, as every writer of its participants does (update_roster's callers),
     # so two of them never wait for each other's locks in opposite orders.
-    call = Call.objects.locked_for_change().get(pk=call_id)
+    call = call_reads.locked_call(call_id)
     participant, _ = Participant.objects.update_or_create(
         call=call, raw_id=raw_id, defaults={"kind": participant_kind(raw_id), **_as_agent(agent)}
     )

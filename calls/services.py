@@ -22,7 +22,7 @@ from typing import Any
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from calls import live_events, participants, stream_state
+from calls import call_reads, live_events, participants, stream_state
 from calls.models import Call, Gap, MediaStream, Participant, TranscriptSegment
 from compat import django_db
 
@@ -48,7 +48,7 @@ REDELIVERY_CONSTRAINT = "unique_final_segment"  # TranscriptSegment's key of a f
 # calls; every other change takes its number with `live_events.save_with_sequence`.
 # Takes `counts[i]` numbers for call `call_ids[i]` and returns (id, the number before the block). The
 # calls are locked in id order, so two processes storing finals of the same calls cannot deadlock,
-# and FOR NO KEY UPDATE, as `CallQuerySet.locked_for_change`.
+# and FOR NO KEY UPDATE, as `call_reads.locked_call`.
 _NUMBERED = """numbered AS (
     UPDATE calls_call AS call SET last_sequence = call.last_sequence + taken.count
     FROM (
@@ -120,7 +120,7 @@ def open_stream(
     six or seven round trips instead of twelve to fourteen.
     """
     now = timezone.now()
-    call = Call.objects.locked_for_change().get(pk=call_id)
+    call = call_reads.locked_call(call_id)
     stream = _find_stream(call, kind, subscription_id)
     if stream is None:
         stream = MediaStream(call=call, kind=kind, subscription_id=subscription_id or "")
@@ -200,7 +200,7 @@ def close_stream(*, stream_id: int, counters: dict[str, int]) -> None:
     stream = MediaStream.objects.get(pk=stream_id)
     # Lock the call first (as open_stream and the webhooks do), so a drop racing ACS's failure
     # callback sees the status that callback set and the outage gets one gap, not two.
-    call = Call.objects.locked_for_change().get(pk=stream.call_id)
+    call = call_reads.locked_call(stream.call_id)
     add_stream_counters({stream_id: counters})
     stream.disconnected_at = now
     stream.save(update_fields=["disconnected_at"])

@@ -12,6 +12,7 @@ anything twice.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -29,7 +30,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from calls import answering, control, deletion, live_events, participants, recovery, stream_state
+from calls import answering, call_reads, control, deletion, live_events, participants, recovery, stream_state
 from calls.acs import ConnectionInfo
 from calls.authentication import AcsAuthenticationError, jwt_verification_enabled, verify_acs_authorization
 from calls.models import Call, CallEvent
@@ -194,10 +195,12 @@ def _already_stored(event: dict[str, Any]) -> bool:
 
 
 def _locked_call(call_id: uuid.UUID | None, call_connection_id: str) -> Call | None:
-    calls = Call.objects.locked_for_change()
-    call = calls.filter(pk=call_id).first() if call_id else None
+    call = None
+    if call_id:
+        with contextlib.suppress(Call.DoesNotExist):
+            call = call_reads.locked_call(call_id)
     if call is None and call_connection_id:
-        call = calls.filter(call_connection_id=call_connection_id).first()
+        call = call_reads.locked_call_connected_as(call_connection_id)
     return call
 
 

@@ -212,6 +212,10 @@ SOCKET_DATABASE_THREADS = env.int("SOCKET_DATABASE_THREADS", default=2)
 # Two more threads take only what a socket's handshake waits on (who may connect: streaming/database.py),
 # so in a burst it never queues behind other sockets' work while daphne's 5-second handshake limit runs.
 SOCKET_HANDSHAKE_THREADS = 2
+# daphne refuses a websocket whose handshake the application has not answered within this many seconds
+# (its --websocket_connect_timeout, 5 by default: keep the two equal). A handshake check still waiting for
+# its thread by then is skipped, not run for a socket that is gone.
+WEBSOCKET_CONNECT_TIMEOUT = env.float("WEBSOCKET_CONNECT_TIMEOUT", default=5.0)
 DATABASE_POOL_MEDIA_CONNECTIONS = SOCKET_DATABASE_THREADS + SOCKET_HANDSHAKE_THREADS + 3
 DATABASE_REQUEST_SLOTS = DATABASE_POOL_MAX_SIZE - DATABASE_POOL_MEDIA_CONNECTIONS - ANSWER_WORKERS
 if DATABASE_REQUEST_SLOTS < 3:

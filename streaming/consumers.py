@@ -19,7 +19,7 @@ from calls.models import ENDED_STATES
 from calls.tokens import unsign_media_token
 from compat import channels
 from streaming import live, metrics, runtime
-from streaming.database import handshake_sync_to_async
+from streaming.database import HandshakeTooLate, handshake_sync_to_async
 from streaming.session import CLOSE_GOING_AWAY, MediaSession
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,11 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             except AcsAuthenticationError as error:
                 _refused("bad_jwt", "Media socket for call %s from %s refused: %s", call_id, client[0], error)
                 return None
-        state = await handshake_sync_to_async(live.call_state_now)(call_id)
+        try:
+            state = await handshake_sync_to_async(live.call_state_now)(call_id)
+        except HandshakeTooLate:
+            _refused("too_late", "Media socket for call %s refused: its check waited past daphne's limit", call_id)
+            return None
         if state is None:
             _refused("no_call", "Media socket refused: call %s does not exist", call_id)
             return None

@@ -14,6 +14,7 @@ transaction, under the call's row lock where order matters).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -32,7 +33,29 @@ def database_sync_to_async(function: Callable[..., Any]) -> Callable[..., Any]:
     return DatabaseSyncToAsync(function, thread_sensitive=False, executor=_threads)
 
 
+class HandshakeTooLate(Exception):
+    """daphne has refused the socket already: its handshake check waited past the limit and was not run."""
+
+
 def handshake_sync_to_async(function: Callable[..., Any]) -> Callable[..., Any]:
     """The same, for the one check a socket's handshake waits on (whether it may connect at all), on
-    threads of its own: behind a burst's other database work it outlasted daphne's 5-second limit."""
-    return DatabaseSyncToAsync(function, thread_sensitive=False, executor=_handshake_threads)
+    threads of its own: behind a burst's other database work it outlasted daphne's 5-second limit.
+
+    A check that reaches its thread after WEBSOCKET_CONNECT_TIMEOUT raises HandshakeTooLate instead of
+    running: daphne has refused that socket by then, and in a burst the work done for sockets already
+    gone kept the next ones waiting past their own limit (docs/performance.md)."""
+    checked = DatabaseSyncToAsync(_unless_too_late(function), thread_sensitive=False, executor=_handshake_threads)
+
+    async def check(*args: Any, **kwargs: Any) -> Any:
+        return await checked(time.monotonic() + settings.WEBSOCKET_CONNECT_TIMEOUT, *args, **kwargs)
+
+    return check
+
+
+def _unless_too_late(function: Callable[..., Any]) -> Callable[..., Any]:
+    def run(deadline: float, *args: Any, **kwargs: Any) -> Any:
+        if time.monotonic() > deadline:
+            raise HandshakeTooLate(function.__name__)
+        return function(*args, **kwargs)
+
+    return run

@@ -17,7 +17,7 @@ from django.conf import settings
 from calls import permissions
 from compat import channels
 from streaming import events, live, metrics
-from streaming.database import database_sync_to_async, handshake_sync_to_async
+from streaming.database import HandshakeTooLate, database_sync_to_async, handshake_sync_to_async
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,10 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         self.session_key: str | None = self.scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME)
         self.call_id: str | None = self.scope["url_route"]["kwargs"].get("call_id")
         client = (self.scope.get("client") or [None])[0]
-        may_see = await handshake_sync_to_async(live.admit)(self.session_key, self.call_id, client)
+        try:
+            may_see = await handshake_sync_to_async(live.admit)(self.session_key, self.call_id, client)
+        except HandshakeTooLate:  # daphne refused it meanwhile; the page will connect again
+            may_see = None
         if may_see is None:
             await self.close()
             return

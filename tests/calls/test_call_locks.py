@@ -11,12 +11,15 @@ from __future__ import annotations
 import threading
 import time
 
+import psycopg
 import pytest
 from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 
-from calls import control, participants
+from calls import call_reads, control, participants
 from calls.models import Participant
 from tests.calls.conftest import new_call
+from tests.servers import test_database_url as database_url
 from tests.streaming import acs_packets as acs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,3 +62,28 @@ def test_a_participant_inserted_while_a_webhook_holds_the_call_does_not_deadlock
 
     assert errors == []
     assert list(Participant.objects.filter(call=call).values_list("raw_id", "display_name")) == [(acs.CALLER, "Caller")]
+
+
+def test_a_call_locked_for_a_change_stays_locked_until_commit_and_rows_pointing_at_it_still_go_in() -> None:
+    call = new_call()
+    with transaction.atomic():
+        call_reads.locked_call(call.id)
+        with psycopg.connect(database_url(), autocommit=True) as other:
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("SELECT 1 FROM calls_call WHERE id = %s FOR NO KEY UPDATE NOWAIT", [call.id])
+            # A row pointing at the call passes its foreign-key check (a key-share lock) meanwhile.
+            other.execute("SET lock_timeout = '2s'")
+            other.execute(
+                "INSERT INTO calls_participant (call_id, raw_id, kind, display_name, role, is_muted, is_on_hold, "
+                "in_call, first_seen_at) VALUES (%s, %s, 'phone', '', '', false, false, true, now())",
+                [call.id, acs.CALLER],
+            )
+    with psycopg.connect(database_url(), autocommit=True) as other:
+        other.execute("SELECT 1 FROM calls_call WHERE id = %s FOR NO KEY UPDATE NOWAIT", [call.id])
+    assert Participant.objects.filter(call=call, raw_id=acs.CALLER).exists()
+
+
+def test_a_call_is_locked_only_inside_a_transaction() -> None:
+    call = new_call()
+    with pytest.raises(TransactionManagementError):
+        call_reads.locked_call(call.pk)

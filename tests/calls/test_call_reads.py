@@ -1,5 +1,6 @@
-"""The call page's description read in fixed SQL (calls/call_reads.py) reads what the ORM's prefetching
-read: the same description and snapshot, the relations in the same order, and nothing more afterwards."""
+"""The reads in fixed SQL (calls/call_reads.py) read what the ORM read: the call page's description
+and snapshot as prefetching gave them, the relations in the same order and nothing more afterwards, and
+a call locked for a change with every field as the ORM reads it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from calls import call_reads, display
@@ -79,3 +81,24 @@ def test_a_call_that_is_not_there_reads_as_none() -> None:
     assert live.call_view(str(uuid.uuid4())) is None
     with pytest.raises(Call.DoesNotExist):
         live.call_state(str(uuid.uuid4()), None)
+
+
+def test_a_locked_call_reads_as_the_orm_reads_it() -> None:
+    call = busy_call()
+    Call.objects.filter(pk=call.pk).update(call_connection_id="connection-1")
+    orm = Call.objects.get(pk=call.pk)
+
+    with transaction.atomic():
+        by_id = call_reads.locked_call(str(call.pk))
+        by_connection = call_reads.locked_call_connected_as("connection-1")
+
+    fields = [field.attname for field in Call._meta.concrete_fields]
+    assert [getattr(by_id, name) for name in fields] == [getattr(orm, name) for name in fields]
+    assert by_connection is not None and by_connection.pk == call.pk
+
+
+def test_a_locked_call_that_is_not_there() -> None:
+    with transaction.atomic():
+        with pytest.raises(Call.DoesNotExist):
+            call_reads.locked_call(uuid.uuid4())
+        assert call_reads.locked_call_connected_as("no-such-connection") is None

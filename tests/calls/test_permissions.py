@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from calls import agent_identities, participants
+from calls import agent_identities, call_reads, participants
 from calls.models import Agent, AgentIdentity, Call, Team, TranscriptSegment
 from calls.permissions import FEW_AGENTS, TookPartIn, scope_of, supervised_calls, visible_calls
 from tests.calls.conftest import end, logged_in, new_call, say
@@ -40,7 +40,7 @@ def call_taken_by(*agents: Agent, word: str = "") -> Call:
     """An ended call these agents took part in, in this order (as participants.py adds them)."""
     call = new_call(CUSTOMER)
     with transaction.atomic():
-        participants.add_agents(Call.objects.locked_for_change().get(pk=call.pk), [agent.pk for agent in agents])
+        participants.add_agents(call_reads.locked_call(call.pk), [agent.pk for agent in agents])
     if word:
         say(call, CUSTOMER, f"About the {word}, please.", 1000)
     return end(call)

@@ -15,14 +15,16 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from pytest_django.fixtures import Settings as SettingsWrapper
 
-from calls import live_events, services
-from calls.models import Call
+from calls import call_reads, live_events, services
+from calls.models import AccessLog, Call
 from config.asgi import application
 from streaming import events, live_feed
 from streaming.database import database_sync_to_async as socket_database
 from tests.conftest import abrowser_headers, media_path
 from tests.streaming import acs_packets as acs
+from tests.streaming.busy_threads import handshake_threads_busy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -219,7 +221,7 @@ async def test_a_transcript_line_after_a_call_event_never_waits_for_the_pages_de
 
     def connect_the_call() -> None:
         with transaction.atomic():
-            locked = Call.objects.locked_for_change().get(pk=call.pk)
+            locked = call_reads.locked_call(call.pk)
             locked.state = Call.State.CONNECTED
             live_events.save_with_sequence(locked, ["state"], "state")
 
@@ -247,3 +249,20 @@ async def test_a_viewer_is_let_in_while_the_sockets_database_threads_are_busy(ca
 
     assert (await viewer.receive_json_from(timeout=5))["type"] == "snapshot"
     await viewer.disconnect()
+
+
+async def test_a_viewer_whose_check_waited_past_the_handshake_limit_is_refused_unchecked(
+    call: Call, staff_user: User, settings: SettingsWrapper
+) -> None:
+    """daphne refuses a socket it has waited WEBSOCKET_CONNECT_TIMEOUT for; a check still queued by then
+    is skipped, so the work of sockets already gone never holds up the next ones, and no look is logged."""
+    settings.WEBSOCKET_CONNECT_TIMEOUT = 0.2
+    with handshake_threads_busy():
+        viewer = WebsocketCommunicator(application, f"/ws/calls/{call.id}/", headers=await abrowser_headers(staff_user))
+        handshake = asyncio.ensure_future(viewer.connect(timeout=5))
+        await asyncio.sleep(0.5)
+    connected, _ = await handshake
+
+    assert not connected
+    assert not await database_sync_to_async(AccessLog.objects.filter(call=call).exists)()
+    await watch(f"/ws/calls/{call.id}/", staff_user)  # on time, the same viewer gets in

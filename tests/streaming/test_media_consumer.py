@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 import wave
@@ -11,12 +12,14 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core import signing
 from prometheus_client import REGISTRY
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from calls.models import Call, MediaStream, Participant, TranscriptSegment
 from calls.tokens import MEDIA_SALT
 from config.asgi import application
 from tests.conftest import media_path
 from tests.streaming import acs_packets as acs
+from tests.streaming.busy_threads import handshake_threads_busy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -322,6 +325,24 @@ async def test_it_refuses_a_new_socket_for_a_call_that_has_ended(call: Call) -> 
 
     assert not connected
     assert _refused("call_ended") == refused_before + 1
+    assert not await MediaStream.objects.filter(call=call).aexists()
+
+
+async def test_a_socket_whose_check_waited_past_the_handshake_limit_is_refused_unchecked(
+    call: Call, settings: SettingsWrapper
+) -> None:
+    """In a burst the handshake threads fall behind: a check that reaches its thread after daphne has
+    refused the socket is not run, and the refusal is counted."""
+    settings.WEBSOCKET_CONNECT_TIMEOUT = 0.2
+    refused_before = _refused("too_late")
+    with handshake_threads_busy():
+        communicator = WebsocketCommunicator(application, media_path(call.id))
+        handshake = asyncio.ensure_future(communicator.connect(timeout=5))
+        await asyncio.sleep(0.5)
+    connected, _ = await handshake
+
+    assert not connected
+    assert _refused("too_late") == refused_before + 1
     assert not await MediaStream.objects.filter(call=call).aexists()
 
 
