@@ -9,9 +9,10 @@ once, about 1 ms (bench/description_read.py; docs/performance.md, "Night trials"
 are handed to the call's related managers as prefetch_related would hand them (compat/django_db.py),
 so everything that reads a prefetched call reads this one the same way.
 
-The locked read costs 0.1 ms of CPU where the ORM's `select_for_update(no_key=True)` cost 0.4 ms, most
-of that building the call's 30-odd columns into SQL; a burst of calls makes about eleven such reads per
-call (docs/performance.md, "Callbacks share the rings' slots").
+The locked read, in a transaction of its own, costs 0.28 ms of CPU where the ORM's
+`select_for_update(no_key=True)` cost 0.65 ms, the difference building the call's 30-odd columns into
+SQL; a call is locked about eleven times over its life (bench/description_read.py; docs/performance.md,
+"Late-night runs").
 """
 
 from __future__ import annotations

@@ -230,7 +230,7 @@ if DATABASE_REQUEST_SLOTS < 3:
 # the calls answered first (four or five each) never hold up the rings of the rest, and once the rings are
 # answered the callbacks that set the calls up get most of the slots. Both spend most of their time in a
 # slot waiting their turn for the one core, so more of them at once get a burst answered and set up sooner
-# (docs/performance.md, "Callbacks share the rings' slots").
+# (docs/performance.md, "Late-night runs").
 DATABASE_WEBHOOK_SLOTS = max(2, DATABASE_REQUEST_SLOTS * 2 // 3)
 DATABASE_RING_RESERVE = max(1, DATABASE_WEBHOOK_SLOTS // 3)
 # A webhook waits longer for its turn than a page does: a 503 costs a ringing caller Event Grid's retry
