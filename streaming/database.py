@@ -41,9 +41,10 @@ def handshake_sync_to_async(function: Callable[..., Any]) -> Callable[..., Any]:
     """The same, for the one check a socket's handshake waits on (whether it may connect at all), on
     threads of its own: behind a burst's other database work it outlasted daphne's 5-second limit.
 
-    A check that reaches its thread after WEBSOCKET_CONNECT_TIMEOUT raises HandshakeTooLate instead of
-    running: daphne has refused that socket by then, and in a burst the work done for sockets already
-    gone kept the next ones waiting past their own limit (docs/performance.md)."""
+    A check that reaches its thread more than WEBSOCKET_CONNECT_TIMEOUT after the consumer asked for it
+    raises HandshakeTooLate instead of running: daphne, whose clock started a little earlier, has refused
+    that socket by then, and in a burst the work done for sockets already gone kept the next ones waiting
+    past their own limit (docs/performance.md, "Late-night runs")."""
     checked = DatabaseSyncToAsync(_unless_too_late(function), thread_sensitive=False, executor=_handshake_threads)
 
     async def check(*args: Any, **kwargs: Any) -> Any:
