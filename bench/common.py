@@ -71,8 +71,8 @@ def viewer_cookie() -> str:
 
 
 def scrape_metrics(server: Server) -> dict[str, float]:
-    """Callscribe's own metrics (/metrics): counters summed over labels, and p50/p99 of its histograms
-    (upper bucket bounds, in ms)."""
+    """Callscribe's own metrics (/metrics): counters summed over labels, each histogram bucket summed over
+    labels (`name_bucket{le=0.025}`), and p50/p99 of its histograms (upper bucket bounds, in ms)."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{server.port}/metrics", headers={"Authorization": f"Bearer {BENCH_METRICS_TOKEN}"}
     )
@@ -92,6 +92,7 @@ def scrape_metrics(server: Server) -> dict[str, float]:
         if name.endswith("_bucket"):
             bound = line.split('le="')[1].split('"')[0]
             buckets.setdefault(name.removesuffix("_bucket"), []).append((float(bound), value))
+            totals[f"{name}{{le={bound}}}"] = totals.get(f"{name}{{le={bound}}}", 0.0) + value  # over all labels
         else:
             totals[name] = totals.get(name, 0.0) + value
     for name, rows in buckets.items():

@@ -629,8 +629,29 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
             "cpu_us_per_packet": round(1e6 * (closed.server_cpu - opened.server_cpu) / packets, 1) if packets else None,
             "emulator_cpu_percent": round(100 * (closed.emulator_cpu - opened.emulator_cpu) / seconds, 1),
             "bench_process_cpu_percent": round(100 * (closed.bench_cpu - opened.bench_cpu) / seconds, 1),
+            "gc_pauses": gc_pauses(opened.metrics, closed.metrics),
         }
     return result
+
+
+def gc_pauses(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """The server's garbage-collection pauses between two scrapes (callscribe_gc_pause_seconds): how
+    many, how many over 25 / 50 / 100 ms, and the bucket bound the longest was under (ms)."""
+    name = "callscribe_gc_pause_seconds_bucket"
+
+    def count(bound: str) -> float:
+        return after.get(f"{name}{{le={bound}}}", 0.0) - before.get(f"{name}{{le={bound}}}", 0.0)
+
+    bounds = sorted({key.split("{le=")[1][:-1] for key in after if key.startswith(name + "{")}, key=float)
+    pauses = count("+Inf")
+    longest = next((float(bound) * 1000 for bound in bounds if pauses and count(bound) >= pauses), None)
+    return {
+        "count": int(pauses),
+        "over_25_ms": int(pauses - count("0.025")),
+        "over_50_ms": int(pauses - count("0.05")),
+        "over_100_ms": int(pauses - count("0.1")),
+        "longest_under_ms": longest,
+    }
 
 
 def headline(result: dict[str, Any]) -> str:
@@ -688,6 +709,12 @@ def headline(result: dict[str, Any]) -> str:
             f"{window['bench_process_cpu_percent']} %"
             + (" (the emulator may be the bottleneck)" if window["emulator_cpu_percent"] > 85 else "")
         )
+        if pauses := window.get("gc_pauses"):
+            lines.append(
+                f"garbage collection in the window: {pauses['count']} pauses, over 25 / 50 / 100 ms: "
+                f"{pauses['over_25_ms']} / {pauses['over_50_ms']} / {pauses['over_100_ms']}, the longest under "
+                f"{pauses['longest_under_ms']} ms"
+            )
     return "\n".join(lines)
 
 

@@ -14,7 +14,9 @@ import asyncio
 import atexit
 import os
 import time
+from collections import deque
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import REGISTRY as PROCESS_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -71,6 +73,12 @@ live_events_unsent = Counter(
     "callscribe_live_events_unsent_total",
     "Live event messages dropped unsent (Redis away, or too many waiting); viewers resync.",
 )
+gc_pause_seconds = Histogram(
+    "callscribe_gc_pause_seconds",
+    "How long each garbage collection paused the process (the event loop and every thread), by generation.",
+    ["generation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 event_loop_lag_seconds = Gauge(
     "callscribe_event_loop_lag_seconds", "How late the event loop ran a timer, lately.", multiprocess_mode="livemax"
 )
@@ -120,6 +128,35 @@ if MULTIPROCESS:
     atexit.register(_forget_this_process)
 
 
+class GcPauses:
+    """Times every garbage collection of the process: the collector holds the GIL throughout, so the
+    event loop and every thread wait as long as it runs (docs/performance.md, "Garbage collection").
+
+    `hook` goes in `gc.callbacks` and only appends to a deque: a collection can start inside any
+    allocation, including one made while this thread holds a metric's lock, so observing the histogram
+    from the hook could deadlock. `report` moves what was timed into the histogram, from the event
+    loop (LoopLagMonitor, once a second).
+    """
+
+    def __init__(self) -> None:
+        self.timed: deque[tuple[int, float]] = deque(maxlen=10_000)
+        self._started = 0.0
+
+    def hook(self, phase: str, info: Mapping[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.timed.append((info["generation"], time.perf_counter() - self._started))
+
+    def report(self) -> None:
+        while self.timed:
+            generation, seconds = self.timed.popleft()
+            gc_pause_seconds.labels(str(generation)).observe(seconds)
+
+
+gc_pauses = GcPauses()
+
+
 class LoopLagMonitor:
     """Measures how late the event loop runs a short timer: the process's overload signal.
 
@@ -151,6 +188,7 @@ class LoopLagMonitor:
             worst = max(worst, late)
             if started - reported_at >= 1.0:
                 event_loop_lag_seconds.set(worst)
+                gc_pauses.report()
                 worst, reported_at = 0.0, started
 
 

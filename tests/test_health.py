@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +18,7 @@ from django.db import connection
 from django.test import AsyncClient, Client
 
 from calls.models import Call
-from streaming import events
+from streaming import events, metrics
 from tests.conftest import media_path
 from tests.servers import AppServer, free_port, run_app_server
 from tests.streaming import acs_packets as acs
@@ -92,6 +94,23 @@ def test_metrics_are_off_without_a_token_and_need_it_when_on(client: Client, set
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token")
     assert response.status_code == 200
     assert b"callscribe_packets_total" in response.content
+
+
+def test_metrics_time_every_garbage_collection(client: Client, settings) -> None:
+    """A collection holds the event loop and every thread until it ends: /metrics says how long each took."""
+    import config.asgi  # noqa: F401 - daphne's application: it sets the collector up
+
+    settings.METRICS_TOKEN = "s3cret-scrape-token"
+    before = _full_collections_timed(client)
+    gc.collect()
+    metrics.gc_pauses.report()  # what the event loop's lag monitor does once a second
+    assert _full_collections_timed(client) >= before + 1
+
+
+def _full_collections_timed(client: Client) -> int:
+    page = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token").content.decode()
+    found = re.search(r'^callscribe_gc_pause_seconds_count\{generation="2"\} (\S+)$', page, re.MULTILINE)
+    return int(float(found.group(1))) if found else 0
 
 
 @pytest.mark.django_db(transaction=True)
