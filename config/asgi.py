@@ -31,7 +31,7 @@ if settings.WEBSOCKET_SIMPLE_FRAMES:
 # What is loaded by now lives as long as the process: frozen, the garbage collector's full passes skip
 # it, and a larger youngest generation makes them rarer. With the defaults, those passes paused the
 # event loop for up to ~40 ms under load (docs/performance.md, "Garbage collection"). Every pause is
-# timed on /metrics: in a burst of calls setting up, the youngest generation's take 140-230 ms.
+# timed on /metrics: in a burst of calls setting up, the youngest generation's take 61-228 ms.
 gc.freeze()
 gc.set_threshold(100_000, 20, 100)
 gc.callbacks.append(metrics.gc_pauses.hook)
