@@ -11,6 +11,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
+from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -78,6 +79,14 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
         self.session_check = asyncio.ensure_future(self._check_session_periodically())
         after = parse_qs(self.scope.get("query_string", b"").decode()).get("after", [None])[0]
         await self._send_state(int(after) if after and after.isdigit() else None)
+
+    async def send_json(self, content: Any, close: bool = False) -> None:
+        """Send, unless the viewer has begun to leave. A page may close at any moment, even while its
+        snapshot is read; until daphne sees the connection drop (and ignores sends itself) a send finds
+        autobahn closing the socket and raises `Disconnected`, which went to the log as an error with a
+        traceback. The message could go nowhere anyway, and the disconnect that follows ends the consumer."""
+        with contextlib.suppress(Disconnected):
+            await super().send_json(content, close=close)
 
     async def disconnect(self, code: int) -> None:
         self.view_sender = None  # descriptions still being read are not sent to a closed socket

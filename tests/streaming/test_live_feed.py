@@ -8,6 +8,7 @@ import threading
 from collections.abc import AsyncIterator
 
 import pytest
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -266,3 +267,24 @@ async def test_a_viewer_whose_check_waited_past_the_handshake_limit_is_refused_u
     assert not connected
     assert not await database_sync_to_async(AccessLog.objects.filter(call=call).exists)()
     await watch(f"/ws/calls/{call.id}/", staff_user)  # on time, the same viewer gets in
+
+
+async def test_a_send_to_a_viewer_already_leaving_goes_nowhere_without_an_error() -> None:
+    """A page closed while its snapshot is read: until daphne sees the connection drop, a send finds the
+    socket closing and daphne lets autobahn's Disconnected through, which ended the consumer with an
+    error and a traceback in the log. The disconnect that follows ends it now; any other failure still
+    surfaces."""
+    viewer = live_feed.LiveFeedConsumer()
+
+    async def socket_closing(message: dict) -> None:
+        raise Disconnected("Attempt to send on a closed protocol")  # autobahn's sendMessage, socket not open
+
+    viewer.base_send = socket_closing
+    await viewer.send_json({"type": "snapshot"})
+
+    async def not_accepted(message: dict) -> None:
+        raise ValueError("Socket has not been accepted, so cannot send over it")  # daphne's handle_reply
+
+    viewer.base_send = not_accepted
+    with pytest.raises(ValueError):
+        await viewer.send_json({"type": "snapshot"})
