@@ -9,11 +9,10 @@ them to themselves, so a flood of logins never keeps a caller from being answere
 WEBHOOK_SLOT_TIMEOUT for one. IncomingCall may take any of those; callbacks always leave
 DATABASE_RING_RESERVE of them to it, so a burst of callbacks never holds up a ring, and once the rings
 of a burst are answered its callbacks get the rest. Other requests share the remaining slots and wait
-DATABASE_POOL_TIMEOUT. A request
-that waits that long for its turn or its connection, or finds the database away, answers 503 with
-Retry-After instead of 500:
-ACS and Event Grid deliver a webhook again after any non-2xx answer (a 500 would too, but it says "our
-bug" and pages someone), and a person can reload.
+DATABASE_POOL_TIMEOUT. A request that waits that long for its turn or its connection, or finds the
+database away, answers 503 with Retry-After instead of 500: ACS and Event Grid deliver a webhook again
+after any non-2xx answer (a 500 would too, but it says "our bug" and pages someone), and a person can
+reload.
 """
 
 from __future__ import annotations
