@@ -522,6 +522,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
     latencies: list[float] = []
     window_latencies: list[float] = []
     window_slices: dict[int, list[float]] = {}  # 5-second slices of the window: when the slow ones happened
+    window_finals: list[tuple[float, float]] = []  # (seconds into the window when sent, latency)
     # Each final's latency in two legs: emulator -> server (until the media socket took it; the event
     # loop's lag is most of it) and server -> viewer (storing, publishing, Redis, the viewer's socket).
     to_server: list[float] = []
@@ -543,6 +544,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
                     through_server.append(seen[0] - received_at)
                 if window and window[0].clock <= final["sent_at"] <= window[1].clock:
                     window_latencies.append(seen[0] - final["sent_at"])
+                    window_finals.append((final["sent_at"] - window[0].clock, seen[0] - final["sent_at"]))
                     slice_index = int((final["sent_at"] - window[0].clock) // LATENCY_SLICE_SECONDS)
                     window_slices.setdefault(slice_index, []).append(seen[0] - final["sent_at"])
     audio_sent = sum(sum(call["media_streaming"].get("frames_sent", {}).values()) for call in calls)
@@ -588,6 +590,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
         "live_latency_to_server_ms": ms(to_server),
         "live_latency_through_server_ms": ms(through_server),
         "live_latency_window_p99_ms_by_slice": [ms(window_slices[index])["p99"] for index in sorted(window_slices)],
+        "live_latency_window_slowest": slowest(window_finals),
         "viewers": len(observed.app_call_ids),
         "list_viewers": LIST_VIEWERS,
         "viewer_errors": observed.viewer_errors,
@@ -654,6 +657,12 @@ def gc_pauses(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     }
 
 
+def slowest(finals: list[tuple[float, float]], count: int = 10) -> list[list[float]]:
+    """The window's slowest finals as [seconds into the window when sent, latency in ms]: whether a high
+    p99 is a moment (the calls' setup ending, a collection) or spread through the window."""
+    return [[round(at, 2), round(latency * 1000, 1)] for at, latency in sorted(finals, key=lambda f: -f[1])[:count]]
+
+
 def headline(result: dict[str, Any]) -> str:
     """The figures the targets are about, one per line, for a reader (the JSON has everything)."""
     window = result.get("window", {})
@@ -682,7 +691,8 @@ def headline(result: dict[str, Any]) -> str:
         f"in {result.get('viewers_never_in', '-')}",
         f"live latency (emulator send -> viewer): p50 {live['p50']} ms, p99 {live['p99']} ms; "
         f"in the streaming window p50 {live_window['p50']} ms, p99 {live_window['p99']} ms; p99 by 5 s of the "
-        f"window: {result['live_latency_window_p99_ms_by_slice']}; in two legs, p50/p99: emulator -> server "
+        f"window: {result['live_latency_window_p99_ms_by_slice']}; the slowest [s into the window, ms]: "
+        f"{result.get('live_latency_window_slowest', '-')}; in two legs, p50/p99: emulator -> server "
         f"{result['live_latency_to_server_ms']['p50']}/{result['live_latency_to_server_ms']['p99']} ms, "
         f"server -> viewer {result['live_latency_through_server_ms']['p50']}/"
         f"{result['live_latency_through_server_ms']['p99']} ms",
