@@ -8,8 +8,9 @@ config/asgi.py (`start`), under daphne and under the tests' communicators alike.
 - the shutdown: on SIGTERM daphne stops the Twisted reactor, whose "before shutdown" trigger runs
   `_shut_down` before connections drop. From then on new media sockets are refused and /readyz says
   503; every live session closes (stores its finals, journaling what cannot be stored, and flushes
-  its counters and audio); then every remaining task is cancelled, and a media consumer cancelled
-  while the process shuts down closes its socket with 4001 so ACS reconnects elsewhere.
+  its counters and audio); then every connection's application is cancelled, and a media consumer
+  cancelled while the process shuts down closes its socket with 4001 so ACS reconnects elsewhere;
+  then whatever tasks remain.
   daphne's own trigger, which cancels every application, fails when a connection has no
   application (an idle keep-alive, a port probe), so this one does that job too.
 """
@@ -20,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from typing import Protocol
+from typing import Any, Protocol
 
 from compat import twisted
 from streaming import journal, metrics
@@ -40,6 +41,7 @@ class LiveSession(Protocol):
 
 _shutting_down = False
 _sessions: weakref.WeakSet[LiveSession] = weakref.WeakSet()
+_applications: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()  # one per connection being served
 _shutdown_hooked_on: object = None  # the reactor the shutdown trigger is registered with
 
 
@@ -68,6 +70,11 @@ def begin_shutdown() -> None:
     _shutting_down = True
 
 
+def add_application(task: asyncio.Task[Any]) -> None:
+    """The task serving one connection (config/asgi.py), for the shutdown to cancel first."""
+    _applications.add(task)
+
+
 def add_session(session: LiveSession) -> None:
     _sessions.add(session)
 
@@ -89,11 +96,18 @@ async def _stop_everything() -> None:
     if closing:
         await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), SHUTDOWN_TIMEOUT)
     await stream_counters.write()  # what a failed write kept; closed sockets wrote their own share
-    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    for task in others:
-        task.cancel()  # media consumers among them: they say goodbye (4001) when cancelled now
-    if others:
-        await asyncio.wait(others, timeout=5)
+    # Applications first, each of which cancels the tasks it started itself. Cancelled by us as well,
+    # a viewer's channel-layer receive was cancelled twice, the second time while it unsubscribed,
+    # which channels_redis logs as an error with its traceback.
+    await _cancel([task for task in _applications if not task.done()])  # media consumers say goodbye (4001)
+    await _cancel([task for task in asyncio.all_tasks() if task is not asyncio.current_task()])
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=5)
 
 
 class JournalReplayer:
