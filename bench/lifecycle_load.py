@@ -702,6 +702,8 @@ def headline(result: dict[str, Any]) -> str:
         f"{result['audio_frames_counted']} / {sum(result['audio_frames_shed'].values())} / "
         f"{result['audio_frames_unaccounted']}",
     ]
+    if (errors := result.get("server_log_errors")) is not None:
+        lines.append(f"errors in the server's log: {errors['count']} {errors['first'] or ''}")
     if purge := result.get("purge"):
         lines.append(
             f"purge: started {purge.get('started_after_first_ring_s')} s after the first ring, took "
@@ -755,7 +757,18 @@ def run_lifecycle(args: argparse.Namespace, cookie: str, log_dir: Path) -> dict[
             pg.stop.set()
             server.stop()  # first: its connections would leave none for the report's queries
         pg.join()
-        return report(run, moments, pg)
+        return {**report(run, moments, pg), "server_log_errors": log_errors(server.log_path)}
+
+
+def log_errors(log_path: Path) -> dict[str, Any]:
+    """ERROR and CRITICAL records in the server's log (LOG_LEVEL=WARNING): a run that logged any is not
+    a clean run, whatever its figures; the first few distinct ones, without their timestamps."""
+    records = [
+        line.split(" ", 2)[2]
+        for line in log_path.read_text(errors="replace").splitlines()
+        if line[:4].isdigit() and line.split(" ", 3)[2:3] in (["ERROR"], ["CRITICAL"])
+    ]
+    return {"count": len(records), "first": list(dict.fromkeys(record[:160] for record in records))[:3]}
 
 
 def run_baseline(args: argparse.Namespace, window_seconds: float, log_dir: Path) -> dict[str, Any]:

@@ -52,7 +52,6 @@ class StartRuntime:
         if self.started_on is not loop:
             runtime.start()
             self.started_on = loop
-        runtime.add_application(asyncio.current_task())
         await self.application(scope, receive, send)
 
 

@@ -8,9 +8,8 @@ config/asgi.py (`start`), under daphne and under the tests' communicators alike.
 - the shutdown: on SIGTERM daphne stops the Twisted reactor, whose "before shutdown" trigger runs
   `_shut_down` before connections drop. From then on new media sockets are refused and /readyz says
   503; every live session closes (stores its finals, journaling what cannot be stored, and flushes
-  its counters and audio); then every connection's application is cancelled, and a media consumer
-  cancelled while the process shuts down closes its socket with 4001 so ACS reconnects elsewhere;
-  then whatever tasks remain.
+  its counters and audio); then every remaining task is cancelled, and a media consumer cancelled
+  while the process shuts down closes its socket with 4001 so ACS reconnects elsewhere.
   daphne's own trigger, which cancels every application, fails when a connection has no
   application (an idle keep-alive, a port probe), so this one does that job too.
 """
@@ -21,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from typing import Any, Protocol
+from typing import Protocol
 
 from compat import twisted
 from streaming import journal, metrics
@@ -31,6 +30,7 @@ from streaming.storage import finals_writer, stream_counters
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 20.0  # keep systemd's TimeoutStopSec above this
+CHANNELS_REDIS_LOGGER = "channels_redis.pubsub"  # the pub/sub layer's module logger
 
 
 class LiveSession(Protocol):
@@ -41,7 +41,6 @@ class LiveSession(Protocol):
 
 _shutting_down = False
 _sessions: weakref.WeakSet[LiveSession] = weakref.WeakSet()
-_applications: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()  # one per connection being served
 _shutdown_hooked_on: object = None  # the reactor the shutdown trigger is registered with
 
 
@@ -67,12 +66,16 @@ def begin_shutdown() -> None:
     global _shutting_down
     if not _shutting_down:
         logger.warning("Shutting down: media sockets store what they have and close")
+        logging.getLogger(CHANNELS_REDIS_LOGGER).addFilter(_not_an_unsubscribe_cut_short)
     _shutting_down = True
 
 
-def add_application(task: asyncio.Task[Any]) -> None:
-    """The task serving one connection (config/asgi.py), for the shutdown to cancel first."""
-    _applications.add(task)
+def _not_an_unsubscribe_cut_short(record: logging.LogRecord) -> bool:
+    """At shutdown every task is cancelled, a viewer's channel-layer receive sometimes twice (by the
+    shutdown and by its consumer, or by a disconnect at that moment), and channels_redis logs the
+    second, which lands while the receive unsubscribes from a Redis connection about to close, as an
+    error with its traceback. Anything else it logs still shows."""
+    return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
 
 
 def add_session(session: LiveSession) -> None:
@@ -96,18 +99,11 @@ async def _stop_everything() -> None:
     if closing:
         await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), SHUTDOWN_TIMEOUT)
     await stream_counters.write()  # what a failed write kept; closed sockets wrote their own share
-    # Applications first, each of which cancels the tasks it started itself. Cancelled by us as well,
-    # a viewer's channel-layer receive was cancelled twice, the second time while it unsubscribed,
-    # which channels_redis logs as an error with its traceback.
-    await _cancel([task for task in _applications if not task.done()])  # media consumers say goodbye (4001)
-    await _cancel([task for task in asyncio.all_tasks() if task is not asyncio.current_task()])
-
-
-async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks, timeout=5)
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()  # media consumers among them: they say goodbye (4001) when cancelled now
+    if others:
+        await asyncio.wait(others, timeout=5)
 
 
 class JournalReplayer:
