@@ -12,7 +12,6 @@ anything twice.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
 import logging
@@ -174,34 +173,24 @@ def store_callback_event(event: dict[str, Any], *, call_id: uuid.UUID | None) ->
 
 
 def _store_and_apply(event: dict[str, Any], data: dict[str, Any], call_id: uuid.UUID | None) -> bool:
-    call = _locked_call(call_id, str(data.get("callConnectionId") or ""))
+    call = call_reads.locked_call_heard_from(call_id, str(data.get("callConnectionId") or ""), timezone.now())
     # Only an ended call can have been deleted (a live one is refused): no query for the others.
     if call is not None and not call.is_live and deletion.is_deleted(call.pk):
         logger.info("Callback %s for deleted call %s ignored", event["type"], call.pk)
-        return False  # a deleted call's history stays gone
+        transaction.set_rollback(True)  # a deleted call's history stays gone, its tombstone as it was
+        return False
     # First after the lock, with no savepoint of its own: a redelivery fails here, before it changes anything.
     _create_event(event, data, call)
     if call is None:
         logger.warning("Callback %s for an unknown call %s stored", event["type"], data.get("callConnectionId"))
         return True
     _apply(call, event["type"].removeprefix(EVENT_PREFIX), data)
-    Call.objects.filter(pk=call.pk).update(last_event_at=timezone.now())
     return True
 
 
 def _already_stored(event: dict[str, Any]) -> bool:
     """Whether an event that failed a uniqueness check was a redelivery; any other failure is a bug to see."""
     return bool(event.get("id")) and CallEvent.objects.filter(event_id=str(event["id"])).exists()
-
-
-def _locked_call(call_id: uuid.UUID | None, call_connection_id: str) -> Call | None:
-    call = None
-    if call_id:
-        with contextlib.suppress(Call.DoesNotExist):
-            call = call_reads.locked_call(call_id)
-    if call is None and call_connection_id:
-        call = call_reads.locked_call_connected_as(call_connection_id)
-    return call
 
 
 def _create_event(event: dict[str, Any], data: dict[str, Any], call: Call | None) -> CallEvent:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
+from collections.abc import Callable
 
 import psycopg
 import pytest
 from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
+from django.utils import timezone
 
 from calls import call_reads, control, participants
-from calls.models import Participant
+from calls.models import Call, Participant
 from tests.calls.conftest import new_call
 from tests.servers import test_database_url as database_url
 from tests.streaming import acs_packets as acs
@@ -64,10 +67,20 @@ def test_a_participant_inserted_while_a_webhook_holds_the_call_does_not_deadlock
     assert list(Participant.objects.filter(call=call).values_list("raw_id", "display_name")) == [(acs.CALLER, "Caller")]
 
 
-def test_a_call_locked_for_a_change_stays_locked_until_commit_and_rows_pointing_at_it_still_go_in() -> None:
-    call = new_call()
+LOCKS = {
+    "for a change": lambda call: call_reads.locked_call(call.id),
+    "by a callback, by id": lambda call: call_reads.locked_call_heard_from(call.id, "", timezone.now()),
+    "by a callback, by ACS's id": lambda call: call_reads.locked_call_heard_from(None, "acs-7", timezone.now()),
+}
+
+
+@pytest.mark.parametrize("lock", LOCKS.values(), ids=LOCKS.keys())
+def test_a_locked_call_stays_locked_until_commit_and_rows_pointing_at_it_still_go_in(
+    lock: Callable[[Call], Call | None],
+) -> None:
+    call = new_call(call_connection_id="acs-7")
     with transaction.atomic():
-        call_reads.locked_call(call.id)
+        assert lock(call) == call
         with psycopg.connect(database_url(), autocommit=True) as other:
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 other.execute("SELECT 1 FROM calls_call WHERE id = %s FOR NO KEY UPDATE NOWAIT", [call.id])
@@ -87,3 +100,15 @@ def test_a_call_is_locked_only_inside_a_transaction() -> None:
     call = new_call()
     with pytest.raises(TransactionManagementError):
         call_reads.locked_call(call.pk)
+    with pytest.raises(TransactionManagementError):
+        call_reads.locked_call_heard_from(call.pk, "", timezone.now())
+
+
+def test_a_callback_whose_token_names_no_call_finds_it_by_acs_id_and_marks_it_heard_from() -> None:
+    call = new_call(call_connection_id="acs-7")
+    heard_at = timezone.now()
+    with transaction.atomic():
+        found = call_reads.locked_call_heard_from(uuid.uuid4(), "acs-7", heard_at)
+
+    assert found == call
+    assert Call.objects.get(pk=call.pk).last_event_at == heard_at

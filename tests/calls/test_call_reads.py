@@ -88,17 +88,21 @@ def test_a_locked_call_reads_as_the_orm_reads_it() -> None:
     Call.objects.filter(pk=call.pk).update(call_connection_id="connection-1")
     orm = Call.objects.get(pk=call.pk)
 
+    heard_at = timezone.now()
+
     with transaction.atomic():
         by_id = call_reads.locked_call(str(call.pk))
-        by_connection = call_reads.locked_call_connected_as("connection-1")
+        by_connection = call_reads.locked_call_heard_from(None, "connection-1", heard_at)
 
     fields = [field.attname for field in Call._meta.concrete_fields]
     assert [getattr(by_id, name) for name in fields] == [getattr(orm, name) for name in fields]
-    assert by_connection is not None and by_connection.pk == call.pk
+    orm.last_event_at = heard_at
+    assert by_connection is not None
+    assert [getattr(by_connection, name) for name in fields] == [getattr(orm, name) for name in fields]
 
 
 def test_a_locked_call_that_is_not_there() -> None:
     with transaction.atomic():
         with pytest.raises(Call.DoesNotExist):
             call_reads.locked_call(uuid.uuid4())
-        assert call_reads.locked_call_connected_as("no-such-connection") is None
+        assert call_reads.locked_call_heard_from(uuid.uuid4(), "no-such-connection", timezone.now()) is None

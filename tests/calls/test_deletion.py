@@ -141,6 +141,7 @@ def test_a_deleted_calls_late_callbacks_store_nothing(
 ) -> None:
     call = ended_call(1)
     logged_in(records_officer).post(delete_page(call), {"confirmation": str(call.id), "reason": "asked"})
+    tombstone = Call.objects.get(pk=call.pk)
     late = [cloud_event("ParticipantsUpdated", **participants(9, "4:+14255550100")), cloud_event("CallDisconnected")]
 
     response = post_events(Client(), late, callback_path(call), **signed_callback_headers(emulator_tokens))
@@ -149,6 +150,7 @@ def test_a_deleted_calls_late_callbacks_store_nothing(
     assert response.json() == {"received": 2, "stored": 0}
     assert not CallEvent.objects.filter(call=call).exists()
     assert not Participant.objects.filter(call=call).exists()
+    assert Call.objects.get(pk=call.pk).last_event_at == tombstone.last_event_at
 
 
 @pytest.mark.django_db(transaction=True)

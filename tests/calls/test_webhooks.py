@@ -359,6 +359,31 @@ def test_a_stream_failure_while_wanted_schedules_recovery_and_opens_a_gap(
     assert CallEvent.objects.filter(call=live_call, type="Callscribe.RecoveryScheduled").exists()
 
 
+def test_acs_starting_a_lost_stream_again_ends_its_gap_and_recovery_and_nothing_of_the_other_stream(
+    client: Client, signed: dict[str, str], live_call: Call
+) -> None:
+    Call.objects.filter(pk=live_call.pk).update(
+        state=Call.State.CONNECTED, media_streaming_status=Status.ACTIVE, transcription_status=Status.ACTIVE
+    )
+    lost = [
+        cloud_event("MediaStreamingFailed", **media_update("mediaStreamingFailed", "streamConnectionUnsuccessful")),
+        cloud_event("TranscriptionStopped", transcriptionUpdate={"transcriptionStatus": "transcriptionStopped"}),
+    ]
+    post_events(client, lost, callback_path(live_call), **signed)
+    assert Gap.objects.filter(call=live_call, ended_at__isnull=True).count() == 2
+
+    started = cloud_event("MediaStreamingStarted", **media_update("mediaStreamingStarted"))
+    post_events(client, [started], callback_path(live_call), **signed)
+
+    assert Call.objects.get(pk=live_call.pk).media_streaming_status == Status.ACTIVE
+    still_open = Gap.objects.get(call=live_call, ended_at__isnull=True)
+    assert still_open.detail.startswith("Transcription")
+    assert Gap.objects.get(call=live_call, detail__startswith="Media streaming").ended_at is not None
+    jobs = RecoveryJob.objects.filter(call=live_call)
+    assert jobs.get(kind=RecoveryJob.Kind.MEDIA_STREAMING).finished_at is not None
+    assert jobs.get(kind=RecoveryJob.Kind.TRANSCRIPTION).finished_at is None
+
+
 def test_an_unrequested_transcription_stop_schedules_recovery(
     client: Client, signed: dict[str, str], live_call: Call
 ) -> None:
