@@ -30,7 +30,6 @@ from streaming.storage import finals_writer, stream_counters
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 20.0  # keep systemd's TimeoutStopSec above this
-CHANNELS_REDIS_LOGGER = "channels_redis.pubsub"  # the pub/sub layer's module logger
 
 
 class LiveSession(Protocol):
@@ -66,16 +65,7 @@ def begin_shutdown() -> None:
     global _shutting_down
     if not _shutting_down:
         logger.warning("Shutting down: media sockets store what they have and close")
-        logging.getLogger(CHANNELS_REDIS_LOGGER).addFilter(_not_an_unsubscribe_cut_short)
     _shutting_down = True
-
-
-def _not_an_unsubscribe_cut_short(record: logging.LogRecord) -> bool:
-    """At shutdown every task is cancelled, a viewer's channel-layer receive sometimes twice (by the
-    shutdown and by its consumer, or by a disconnect at that moment), and channels_redis logs the
-    second, which lands while the receive unsubscribes from a Redis connection about to close, as an
-    error with its traceback. Anything else it logs still shows."""
-    return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
 
 
 def add_session(session: LiveSession) -> None:

@@ -14,7 +14,7 @@ from asgiref.sync import SyncToAsync, sync_to_async
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from azure.communication.callautomation import CommunicationUserIdentifier, PhoneNumberIdentifier
 from channels.consumer import AsyncConsumer
-from channels_redis.pubsub import RedisPubSubLoopLayer
+from channels_redis.pubsub import RedisPubSubLoopLayer, RedisSingleShardConnection
 from twisted.internet.defer import Deferred
 
 import compat
@@ -82,6 +82,14 @@ def test_a_changed_channels_consumer_loop_is_refused(monkeypatch: pytest.MonkeyP
 
 def test_channels_redis_without_group_channel_names_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     message = refused(channels_redis.check, monkeypatch, RedisPubSubLoopLayer, "_get_group_channel_name")
+    assert message.startswith(f"channels-redis {metadata.version('channels-redis')}: ")
+
+
+def test_a_changed_channels_redis_unsubscription_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def unsubscribe(self, channel):  # a release that unsubscribes another way
+        await self._pubsub.unsubscribe(channel)
+
+    message = refused(channels_redis.check, monkeypatch, RedisSingleShardConnection, "unsubscribe", unsubscribe)
     assert message.startswith(f"channels-redis {metadata.version('channels-redis')}: ")
 
 

@@ -7,9 +7,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
-import pytest
 import redis
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers, get_channel_layer
@@ -18,6 +16,7 @@ from prometheus_client import REGISTRY
 from calls import live_events
 from compat import channels_redis as compat_channels_redis
 from streaming import events, publisher
+from tests.streaming.conftest import use_layer
 
 CALLS = [uuid.uuid4(), uuid.uuid4()]
 
@@ -28,22 +27,6 @@ def partial(call_id: uuid.UUID, number: int) -> live_events.PartialText:
 
 def unsent() -> float:
     return REGISTRY.get_sample_value("callscribe_live_events_unsent_total") or 0.0
-
-
-def use_layer(settings, backend: str, config: dict) -> None:
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend, "CONFIG": config}}
-    channel_layers.backends.clear()  # built again from the settings on first use
-
-
-@pytest.fixture
-def redis_layer(settings) -> Iterator[None]:
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        pytest.skip("TEST_REDIS_URL is not set (bin/test sets it)")
-    settings.REDIS_URL = url
-    use_layer(settings, "channels_redis.pubsub.RedisPubSubChannelLayer", {"hosts": [url], "prefix": uuid.uuid4().hex})
-    yield
-    channel_layers.backends.clear()
 
 
 async def viewer_of(*call_ids: uuid.UUID) -> str:
@@ -101,7 +84,7 @@ async def test_when_too_many_wait_the_oldest_are_dropped_and_counted(monkeypatch
 
 async def test_with_redis_away_publishing_neither_raises_nor_waits_and_the_loss_is_counted(settings) -> None:
     settings.REDIS_URL = "redis://127.0.0.1:9/0"  # the discard port: nothing listens
-    use_layer(settings, "channels_redis.pubsub.RedisPubSubChannelLayer", {"hosts": [settings.REDIS_URL]})
+    use_layer(settings, compat_channels_redis.PUBSUB_BACKEND, {"hosts": [settings.REDIS_URL]})
     unsent_before = unsent()
     try:
         events.publish(partial(CALLS[0], 1))
@@ -151,7 +134,7 @@ async def test_an_event_committed_in_a_thread_reaches_redis_while_the_event_loop
 
 async def test_from_a_thread_with_redis_away_nothing_waits_twice_and_the_loss_is_counted(settings) -> None:
     settings.REDIS_URL = "redis://127.0.0.1:9/0"  # the discard port: nothing listens
-    use_layer(settings, "channels_redis.pubsub.RedisPubSubChannelLayer", {"hosts": [settings.REDIS_URL]})
+    use_layer(settings, compat_channels_redis.PUBSUB_BACKEND, {"hosts": [settings.REDIS_URL]})
     try:
         lost_on_the_loop = unsent() + 1
         events.publish(partial(CALLS[0], 0))  # on the loop: names learned (and this one lost, counted)
