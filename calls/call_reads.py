@@ -71,8 +71,7 @@ def locked_call_heard_from(call_id: uuid.UUID | None, call_connection_id: str, h
     callConnectionId, locked until the transaction commits, with `last_event_at` set to `heard_at`.
 
     One UPDATE ... RETURNING does both: an UPDATE that leaves the key alone locks the row as FOR NO
-    KEY UPDATE does, and each of a call's four setup callbacks is then a round trip shorter. In a
-    burst, a callback's wall time is mostly its round trips' turns for the core.
+    KEY UPDATE does, and each of a call's four setup callbacks is then a statement shorter.
     """
     _require_transaction()
     call = _heard_from_where("id", call_id, heard_at) if call_id else None

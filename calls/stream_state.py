@@ -298,8 +298,9 @@ def open_gap(call: Call, stream: StreamKind, reason: str, detail: str) -> Gap | 
 
 
 def close_gaps(call: Call, stream: StreamKind) -> None:
-    # Most starts have nothing to close. Asking first costs the ORM 0.4 ms of CPU where building the
-    # kind's update (a join turned into a subquery) costs 1.1 ms, twice per call as it sets up.
+    # Most starts have nothing to close. Asking first cost 0.4 ms of CPU where building the kind's update
+    # (a join the ORM turns into a subquery) cost 1.1 ms, twice per call as it sets up (both timed in
+    # one process, 300 runs each, not in a server under load).
     if Gap.objects.filter(call=call, ended_at__isnull=True).exists():
         open_gaps(call, stream).update(ended_at=timezone.now())
 
