@@ -613,6 +613,7 @@ def report(run: Run, moments: tuple[Moment, Moment], pg: ConnectionSampler) -> d
             key: int(value) for key, value in metrics.items() if key.startswith("callscribe_refused_media_sockets")
         },
         "whole_run_server_cpu_percent": round(100 * (end.server_cpu - start.server_cpu) / (end.wall - start.wall), 1),
+        "whole_run_gc_pauses": gc_pauses(start.metrics, end.metrics),
         "peak_rss_mib": run.peak_rss_mib,
         "load_average": os.getloadavg()[0],
     }
@@ -655,6 +656,13 @@ def gc_pauses(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
         "over_100_ms": int(pauses - count("0.1")),
         "longest_under_ms": longest,
     }
+
+
+def describe_pauses(pauses: dict[str, float | None]) -> str:
+    return (
+        f"{pauses['count']} pauses, over 25 / 50 / 100 ms: {pauses['over_25_ms']} / {pauses['over_50_ms']} / "
+        f"{pauses['over_100_ms']}, the longest under {pauses['longest_under_ms']} ms"
+    )
 
 
 def slowest(finals: list[tuple[float, float]], count: int = 10) -> list[list[float]]:
@@ -722,11 +730,9 @@ def headline(result: dict[str, Any]) -> str:
             + (" (the emulator may be the bottleneck)" if window["emulator_cpu_percent"] > 85 else "")
         )
         if pauses := window.get("gc_pauses"):
-            lines.append(
-                f"garbage collection in the window: {pauses['count']} pauses, over 25 / 50 / 100 ms: "
-                f"{pauses['over_25_ms']} / {pauses['over_50_ms']} / {pauses['over_100_ms']}, the longest under "
-                f"{pauses['longest_under_ms']} ms"
-            )
+            lines.append(f"garbage collection in the window: {describe_pauses(pauses)}")
+    if pauses := result.get("whole_run_gc_pauses"):
+        lines.append(f"garbage collection over the whole run: {describe_pauses(pauses)}")
     return "\n".join(lines)
 
 

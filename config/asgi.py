@@ -7,11 +7,15 @@ import gc
 import os
 from typing import Any
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-# Initialise Django before importing consumers, which import models.
-django_asgi_application = get_asgi_application()
+# Initialise Django before importing consumers, which import models (what get_asgi_application does).
+django.setup(set_prefix=False)
+
+from compat.django_asgi import CyclelessASGIHandler  # noqa: E402
+
+django_asgi_application = CyclelessASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -15,10 +15,21 @@ from autobahn.twisted.websocket import WebSocketServerProtocol
 from azure.communication.callautomation import CommunicationUserIdentifier, PhoneNumberIdentifier
 from channels.consumer import AsyncConsumer
 from channels_redis.pubsub import RedisPubSubLoopLayer, RedisSingleShardConnection
+from django.core.handlers.asgi import ASGIHandler
 from twisted.internet.defer import Deferred
 
 import compat
-from compat import IncompatibleLibrary, asgiref, autobahn, azure_sdk, channels, channels_redis, django_db, twisted
+from compat import (
+    IncompatibleLibrary,
+    asgiref,
+    autobahn,
+    azure_sdk,
+    channels,
+    channels_redis,
+    django_asgi,
+    django_db,
+    twisted,
+)
 
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 SDK = "azure-communication-callautomation"
@@ -91,6 +102,14 @@ def test_a_changed_channels_redis_unsubscription_is_refused(monkeypatch: pytest.
 
     message = refused(channels_redis.check, monkeypatch, RedisSingleShardConnection, "unsubscribe", unsubscribe)
     assert message.startswith(f"channels-redis {metadata.version('channels-redis')}: ")
+
+
+def test_a_changed_django_request_handler_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def handle(self, scope, receive, send):  # a release that stops ignoring the listener's result
+        await self.listen_for_disconnect(receive)
+
+    message = refused(django_asgi.check, monkeypatch, ASGIHandler, "handle", handle)
+    assert message.startswith(f"Django {metadata.version('Django')}: ")
 
 
 def test_asgiref_without_its_threadlocal_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
