@@ -65,9 +65,9 @@ def check_all() -> None:
     publisher each have a switch back to the library's own path, which relies on nothing here."""
     from django.conf import settings
 
-    from compat import asgiref, autobahn, azure_sdk, channels, channels_redis, django_asgi, django_db, twisted
+    from compat import asgiref, autobahn, azure_sdk, channels, channels_redis, daphne, django_asgi, django_db, twisted
 
-    modules = [twisted, channels, asgiref, django_asgi, django_db, azure_sdk]
+    modules = [twisted, daphne, channels, asgiref, django_asgi, django_db, azure_sdk]
     if settings.WEBSOCKET_SIMPLE_FRAMES:
         modules.append(autobahn)
     if settings.CHANNEL_LAYERS["default"]["BACKEND"] == channels_redis.PUBSUB_BACKEND:

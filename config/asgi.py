@@ -21,7 +21,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from calls.recovery import start_worker_thread  # noqa: E402
-from compat import autobahn  # noqa: E402
+from compat import autobahn, daphne  # noqa: E402
 from config import database_pool  # noqa: E402
 from config.request_threads import RequestThreads  # noqa: E402
 from streaming import metrics, runtime  # noqa: E402
@@ -29,6 +29,7 @@ from streaming.routing import websocket_urlpatterns  # noqa: E402
 
 start_worker_thread()  # only when settings.RECOVERY_WORKER is on
 database_pool.start_stats_thread()
+daphne.install()
 if settings.WEBSOCKET_SIMPLE_FRAMES:
     autobahn.install()
 

@@ -15,6 +15,7 @@ from autobahn.twisted.websocket import WebSocketServerProtocol
 from azure.communication.callautomation import CommunicationUserIdentifier, PhoneNumberIdentifier
 from channels.consumer import AsyncConsumer
 from channels_redis.pubsub import RedisPubSubLoopLayer, RedisSingleShardConnection
+from daphne.http_protocol import HTTPFactory
 from django.core.handlers.asgi import ASGIHandler
 from twisted.internet.defer import Deferred
 
@@ -26,6 +27,7 @@ from compat import (
     azure_sdk,
     channels,
     channels_redis,
+    daphne,
     django_asgi,
     django_db,
     twisted,
@@ -102,6 +104,14 @@ def test_a_changed_channels_redis_unsubscription_is_refused(monkeypatch: pytest.
 
     message = refused(channels_redis.check, monkeypatch, RedisSingleShardConnection, "unsubscribe", unsubscribe)
     assert message.startswith(f"channels-redis {metadata.version('channels-redis')}: ")
+
+
+def test_a_daphne_that_builds_its_requests_another_way_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    def build_protocol(self, addr):  # a release that no longer names its request class in a global
+        return None
+
+    message = refused(daphne.check, monkeypatch, HTTPFactory, "buildProtocol", build_protocol)
+    assert message.startswith(f"daphne {metadata.version('daphne')}: ")
 
 
 def test_a_changed_django_request_handler_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
