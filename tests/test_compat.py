@@ -35,7 +35,18 @@ from compat import (
 
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 SDK = "azure-communication-callautomation"
-RELIED_ON = ("autobahn", "Twisted", "asgiref", "daphne", "channels", "channels-redis", "Django", "psycopg", SDK)
+RELIED_ON = (
+    "autobahn",
+    "Twisted",
+    "asgiref",
+    "daphne",
+    "channels",
+    "channels-redis",
+    "Django",
+    "psycopg",
+    "websockets",
+    SDK,
+)
 
 
 def test_every_check_passes_on_the_installed_libraries() -> None:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from compat.autobahn import unmask
+from compat.autobahn import unmask, unmask_in_python
 from tests.servers import ROOT, free_port, wait_for_port
 
 MAX_MESSAGE_BYTES = 65_000  # below 64 KiB, so that the lean reader's own size check is tested
@@ -60,6 +60,13 @@ def frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True,
         return bytes([first, length[0]]) + length[1:] + payload
     key = os.urandom(4)
     return bytes([first, length[0] | 0x80]) + length[1:] + key + unmask(payload, key)
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 126, 1_100, 65_535, 70_000])
+def test_the_compiled_unmasker_gives_what_the_xor_by_hand_gives(size: int) -> None:
+    payload, key = os.urandom(size), os.urandom(4)
+    assert unmask(payload, key) == unmask_in_python(payload, key)
+    assert unmask(unmask(payload, key), key) == payload
 
 
 DROPPED, QUIET = (-1, b"connection dropped"), (-1, b"still open")
