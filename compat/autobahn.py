@@ -96,8 +96,9 @@ def unmask_in_python(payload: bytes, mask: bytes) -> bytes:
 
 try:
     # The same XOR compiled, from websockets (pinned for the emulator), which uses it for its own frames:
-    # 0.15 us for an ACS audio frame where the big integers take 5.6 us (in bursts of 100 calls, 54-56
-    # against 57-60 us of the server's CPU per packet: docs/performance.md).
+    # 0.15 us for an ACS audio frame where the big integers take 5.6 us, each timed in one process; in
+    # a server through the whole call lifecycle, bursts of 100 calls cost 54-56 against 57-60 us of CPU
+    # per packet (docs/performance.md).
     from websockets.speedups import apply_mask as unmask
 except ImportError:  # websockets installed without its compiled part
     unmask = unmask_in_python
