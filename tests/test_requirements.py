@@ -1,0 +1,60 @@
+"""Every library the code imports by name is pinned in the requirements files, not left to whatever
+version another library's dependency range happens to resolve to on the day of the install."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+OWN_PACKAGES = {"bench", "calls", "compat", "config", "emulator", "streaming", "tests"}
+# What each requirements file is for: the code that runs, and on top of it the tests' own tools.
+CODE = {
+    "requirements.txt": ["bench", "calls", "compat", "config", "emulator", "streaming", "manage.py"],
+    "requirements-dev.txt": ["tests"],
+}
+
+
+def imported_modules(paths: list[Path]) -> set[str]:
+    names = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.partition(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.partition(".")[0])
+    return names - OWN_PACKAGES - set(sys.stdlib_module_names)
+
+
+def pinned(requirements: str) -> set[str]:
+    """Distributions pinned with == in a requirements file and in the files it includes with -r."""
+    text = (ROOT / requirements).read_text()
+    names = {_normal(name) for name in re.findall(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==", text, re.MULTILINE)}
+    for included in re.findall(r"^-r\s+(\S+)", text, re.MULTILINE):
+        names |= pinned(included)
+    return names
+
+
+def _normal(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+@pytest.mark.parametrize("requirements", sorted(CODE))
+def test_every_imported_library_is_pinned(requirements: str) -> None:
+    files = [path for entry in CODE[requirements] for path in _python_files(ROOT / entry)]
+    providers = metadata.packages_distributions()
+    unpinned = {
+        module: providers.get(module, [module])
+        for module in imported_modules(files)
+        if not any(_normal(distribution) in pinned(requirements) for distribution in providers.get(module, [module]))
+    }
+    assert unpinned == {}
+
+
+def _python_files(entry: Path) -> list[Path]:
+    return [entry] if entry.is_file() else sorted(entry.rglob("*.py"))
