@@ -4,9 +4,7 @@ refusal to start, naming the library and its version, when one moves."""
 from __future__ import annotations
 
 import asyncio
-import re
 from importlib import metadata
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -32,8 +30,8 @@ from compat import (
     django_db,
     twisted,
 )
+from tests.test_requirements import pinned_version
 
-REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 SDK = "azure-communication-callautomation"
 RELIED_ON = (
     "autobahn",
@@ -55,9 +53,7 @@ def test_every_check_passes_on_the_installed_libraries() -> None:
 
 @pytest.mark.parametrize("distribution", RELIED_ON)
 def test_libraries_whose_internals_are_relied_on_are_pinned_to_what_is_installed(distribution: str) -> None:
-    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(\S+)", REQUIREMENTS.read_text(), re.MULTILINE))
-    pins = {name.lower().replace("_", "-"): version for name, version in pins.items()}
-    assert pins.get(distribution.lower()) == metadata.version(distribution)
+    assert pinned_version(distribution) == metadata.version(distribution)
 
 
 def refused(check, monkeypatch: pytest.MonkeyPatch, owner: object, name: str, replacement: object = None) -> str:

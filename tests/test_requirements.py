@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+PIN = r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(\S+)"  # name[extras]==version
 OWN_PACKAGES = {"bench", "calls", "compat", "config", "emulator", "streaming", "tests"}
 # What each requirements file is for: the code that runs, and on top of it the tests' own tools.
 CODE = {
@@ -31,17 +32,22 @@ def imported_modules(paths: list[Path]) -> set[str]:
     return names - OWN_PACKAGES - set(sys.stdlib_module_names)
 
 
-def pinned(requirements: str) -> set[str]:
-    """Distributions pinned with == in a requirements file and in the files it includes with -r."""
+def pinned(requirements: str) -> dict[str, str]:
+    """The version pinned with == for each distribution (by its normalised name) in a requirements file
+    and in the files it includes with -r."""
     text = (ROOT / requirements).read_text()
-    names = {_normal(name) for name in re.findall(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==", text, re.MULTILINE)}
+    pins = {_normal(name): version for name, version in re.findall(PIN, text, re.MULTILINE)}
     for included in re.findall(r"^-r\s+(\S+)", text, re.MULTILINE):
-        names |= pinned(included)
-    return names
+        pins |= pinned(included)
+    return pins
 
 
 def _normal(distribution: str) -> str:
     return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def pinned_version(distribution: str) -> str | None:
+    return pinned("requirements.txt").get(_normal(distribution))
 
 
 @pytest.mark.parametrize("requirements", sorted(CODE))
