@@ -53,11 +53,11 @@ def pinned_version(distribution: str) -> str | None:
 @pytest.mark.parametrize("requirements", sorted(CODE))
 def test_every_imported_library_is_pinned(requirements: str) -> None:
     files = [path for entry in CODE[requirements] for path in _python_files(ROOT / entry)]
-    providers = metadata.packages_distributions()
+    providers, pins = metadata.packages_distributions(), pinned(requirements)
     unpinned = {
         module: providers.get(module, [module])
         for module in imported_modules(files)
-        if not any(_normal(distribution) in pinned(requirements) for distribution in providers.get(module, [module]))
+        if not any(_normal(distribution) in pins for distribution in providers.get(module, [module]))
     }
     assert unpinned == {}
 
