@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.views.defaults import server_error
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from calls.models import Call
 from tests.calls.conftest import logged_in
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def production(settings) -> None:
+def production(settings: SettingsWrapper) -> None:
     settings.DEBUG = False  # with DEBUG on, Django shows its technical pages instead
 
 
